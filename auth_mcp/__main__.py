@@ -1,0 +1,3 @@
+from auth_mcp.cli import main
+
+main()

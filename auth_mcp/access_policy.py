@@ -1,0 +1,70 @@
+"""Who may get in: `AUTH_MCP_ALLOWED_USERS` and `AUTH_MCP_ALLOWED_ORGS`.
+
+Checked when a person logs in and again whenever their MCP tokens are refreshed, so removal
+from an allowed organisation ends access within one access-token lifetime. Membership that
+GitHub hides (SAML SSO not authorized for the token, OAuth App access restrictions) fails
+closed, and the reason says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from auth_mcp.github.client import GitHub
+from auth_mcp.github.models import GitHubForbidden, GitHubUser
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reason: str = ""
+
+
+ALLOWED = Decision(True)
+
+
+class AccessPolicy:
+    def __init__(self, *, allowed_users: Sequence[str], allowed_orgs: Sequence[str]) -> None:
+        self._logins = {entry.lower() for entry in allowed_users if not entry.isdigit()}
+        self._ids = {int(entry) for entry in allowed_users if entry.isdigit()}
+        self._orgs = list(dict.fromkeys(allowed_orgs))
+
+    @property
+    def restricted(self) -> bool:
+        return bool(self._logins or self._ids or self._orgs)
+
+    @property
+    def github_scopes(self) -> tuple[str, ...]:
+        """GitHub scopes the policy itself needs: membership checks need read:org."""
+        return ("read:org",) if self._orgs else ()
+
+    async def decide(self, *, github: GitHub, token: str, user: GitHubUser) -> Decision:
+        """Raises `GitHubUnavailable` when GitHub cannot answer: that is not a denial."""
+        if not self.restricted:
+            return ALLOWED
+        if user.id in self._ids or user.login.lower() in self._logins:
+            return ALLOWED
+        hidden: list[str] = []
+        for org in self._orgs:
+            try:
+                membership = await github.get_org_membership(token, org)
+            except GitHubForbidden as exc:
+                hidden.append(f"{org}: {exc}")
+                continue
+            if membership is not None and membership.state == "active":
+                return ALLOWED
+        who = f"GitHub user {user.login}"
+        if hidden:
+            return Decision(
+                False,
+                f"{who} could not be confirmed as a member of an allowed organization, because GitHub hid the "
+                f"membership ({'; '.join(hidden)})",
+            )
+        if self._orgs:
+            return Decision(
+                False,
+                f"{who} is not allowed on this server: not an allowed user and not an active member of "
+                f"{', '.join(self._orgs)}",
+            )
+        return Decision(False, f"{who} is not in this server's list of allowed users")

@@ -1,0 +1,404 @@
+"""`create_app(settings)`: the only place where the parts are built and wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from mcp.server.auth.handlers.metadata import MetadataHandler, ProtectedResourceMetadataHandler
+from mcp.server.auth.handlers.register import RegistrationHandler
+from mcp.server.auth.routes import build_metadata, build_resource_metadata_url
+from mcp.server.auth.settings import ClientRegistrationOptions, RevocationOptions
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import RequestBodyLimitMiddleware, TransportSecuritySettings
+from mcp.shared.auth import ProtectedResourceMetadata
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, Router, request_response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from auth_mcp.access_policy import AccessPolicy
+from auth_mcp.audience import Audience
+from auth_mcp.bearer import BearerGuard
+from auth_mcp.browser import BrowserBinding
+from auth_mcp.callback import GitHubCallback
+from auth_mcp.clock import Clock, SystemClock
+from auth_mcp.consent import Consent
+from auth_mcp.crypto import Keyring, load_or_create_key_file
+from auth_mcp.dns_rebinding import DnsRebindingGuard
+from auth_mcp.github.client import DEFAULT_TIMEOUT, GitHubClient
+from auth_mcp.github.devserver import DevGitHub, DevGitHubOptions
+from auth_mcp.oauth_endpoints import AuthorizeEndpoint, RevokeEndpoint, TokenEndpoint
+from auth_mcp.pages import Pages
+from auth_mcp.provider import AuthServerProvider, ClientDirectory
+from auth_mcp.revocation import Revoker
+from auth_mcp.settings import DEFAULT_SCOPE, SUPPORTED_SCOPES, Settings
+from auth_mcp.storage.engine import create_engine
+from auth_mcp.storage.migrate import prepare_schema
+from auth_mcp.storage.store import SqlStore
+from auth_mcp.tools import ALL_TOOLS
+from auth_mcp.tools.kit import SCOPES_META_KEY, ToolServices
+from auth_mcp.verifier import CachedVerifier
+
+logger = logging.getLogger(__name__)
+
+SERVER_NAME = "auth-mcp"
+DEV_GITHUB_PATH = "/_dev/github"
+CALLBACK_PATH = "/github/callback"
+PURGE_INTERVAL = 300  # seconds between sweeps of expired rows
+REGISTRATION_BODY_LIMIT = 16 * 1024  # RFC 7591 metadata is small; bound what a stranger can store
+OAUTH_BODY_LIMIT = 64 * 1024
+
+
+@dataclass
+class Services:
+    """The built parts, for the lifespan, the admin commands and tests."""
+
+    settings: Settings
+    store: SqlStore
+    keyring: Keyring
+    github: GitHubClient
+    verifier: CachedVerifier
+    revoker: Revoker
+    provider: AuthServerProvider
+    audience: Audience
+    mcp: MCPServer
+    dev_github: DevGitHub | None
+    http: httpx.AsyncClient
+
+
+def secret_key(settings: Settings) -> str:
+    """AUTH_MCP_SECRET_KEY, or the key generated once beside the SQLite database."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    path = settings.sqlite_path
+    if path is None:
+        # In-memory SQLite: nothing persists, so neither need the key.
+        import secrets
+
+        return secrets.token_urlsafe(32)
+    return load_or_create_key_file(path.with_name(path.name + ".key"))
+
+
+def key_file_path(settings: Settings) -> Path | None:
+    path = settings.sqlite_path
+    return None if settings.secret_key is not None or path is None else path.with_name(path.name + ".key")
+
+
+class _PathCors:
+    """CORS for the MCP endpoints only, for exactly the configured browser origins.
+
+    The SDK's OAuth routes carry their own CORS; wrapping them again would double the headers.
+    """
+
+    def __init__(self, app: ASGIApp, *, origins: list[str], paths: tuple[str, ...]) -> None:
+        self._app = app
+        self._paths = paths
+        self._cors = CORSMiddleware(
+            app,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Accept",
+                "MCP-Protocol-Version",
+                "Mcp-Session-Id",
+                "Mcp-Method",
+                "Mcp-Name",
+                "Last-Event-ID",
+            ],
+            expose_headers=["Mcp-Session-Id", "WWW-Authenticate", "MCP-Protocol-Version"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and any(path == p or path.startswith(p.rstrip("/") + "/") for p in self._paths):
+            await self._cors(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    github_http: httpx.AsyncClient | None = None,
+    dev_github_options: DevGitHubOptions | None = None,
+) -> Starlette:
+    """Build the whole server. Fails fast (ValueError) on configuration it cannot serve.
+
+    `github_http` replaces the HTTP client used to reach GitHub (tests); `dev_github_options`
+    tunes the built-in GitHub stand-in in dev mode (tests).
+    """
+    clock = clock or SystemClock()
+    issuer = settings.issuer
+    keyring = Keyring.from_setting(secret_key(settings))
+    pages = Pages(server_name=SERVER_NAME)
+    callback_url = issuer + CALLBACK_PATH
+    endpoint_path = "/mcp" if settings.transport == "streamable-http" else "/sse"
+    audience = Audience(issuer=issuer, endpoint_path=endpoint_path)
+    resource_metadata_url = str(build_resource_metadata_url(audience.canonical))  # type: ignore[arg-type]
+
+    # GitHub: the real one, or the stand-in served by this same process.
+    dev_github: DevGitHub | None = None
+    if settings.dev_mode:
+        options = dev_github_options or DevGitHubOptions(
+            client_id="auth-mcp-dev", client_secret=keyring.mac("dev-github-client-secret"), callback_url=callback_url
+        )
+        dev_github = DevGitHub(options=options, signing_key=keyring.mac("dev-github-signing"), pages=pages, clock=clock)
+        github_web, github_api = issuer + DEV_GITHUB_PATH, issuer + DEV_GITHUB_PATH + "/api/v3"
+        client_id, client_secret = options.client_id, SecretStr(options.client_secret)
+        # The server reaches its own stand-in in-process; browsers reach it over HTTP.
+        stand_in = Router(routes=[Mount(DEV_GITHUB_PATH, app=dev_github.app)])
+        http = github_http or httpx.AsyncClient(transport=httpx.ASGITransport(app=stand_in), timeout=DEFAULT_TIMEOUT)
+    else:
+        assert settings.github_client_id and settings.github_client_secret
+        github_web, github_api = settings.github_url, settings.github_api_url
+        client_id, client_secret = settings.github_client_id, settings.github_client_secret
+        http = github_http or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=httpx.Limits(max_connections=100))
+    github = GitHubClient(
+        http=http, web_url=github_web, api_url=github_api, client_id=client_id, client_secret=client_secret, clock=clock
+    )
+
+    engine = create_engine(settings.database_url)
+    store = SqlStore(engine=engine, clock=clock)
+    verifier = CachedVerifier(store=store, clock=clock, issuer=issuer)
+    revoker = Revoker(
+        store=store, verifier=verifier, github=github, keyring=keyring, revoke_at_github=settings.revoke_github_tokens
+    )
+    clients = ClientDirectory(store=store, keyring=keyring)
+    provider = AuthServerProvider(
+        store=store,
+        clients=clients,
+        verifier=verifier,
+        revoker=revoker,
+        audience=audience,
+        clock=clock,
+        issuer=issuer,
+        access_token_ttl=settings.access_token_ttl,
+        refresh_token_ttl=settings.refresh_token_ttl,
+    )
+    policy = AccessPolicy(allowed_users=settings.allowed_users, allowed_orgs=settings.allowed_orgs)
+    browser = BrowserBinding(keyring=keyring, secure=urlsplit(issuer).scheme == "https")
+
+    def github_scopes(mcp_scopes: Any) -> list[str]:
+        # We ask GitHub for exactly the scopes the client was granted (plus what the allowlist needs).
+        return list(dict.fromkeys([*mcp_scopes, *policy.github_scopes]))
+
+    consent = Consent(
+        store=store,
+        clients=clients,
+        github=github,
+        keyring=keyring,
+        browser=browser,
+        pages=pages,
+        clock=clock,
+        issuer=issuer,
+        callback_url=callback_url,
+        github_scopes=github_scopes,
+    )
+    callback = GitHubCallback(
+        store=store,
+        clients=clients,
+        github=github,
+        policy=policy,
+        keyring=keyring,
+        browser=browser,
+        pages=pages,
+        clock=clock,
+        issuer=issuer,
+        callback_url=callback_url,
+    )
+
+    # The MCP server and its tools.
+    tool_services = ToolServices(store=store, keyring=keyring, github=github, revoker=revoker, clock=clock)
+
+    @contextlib.asynccontextmanager
+    async def tool_lifespan(_server: MCPServer[ToolServices]) -> AsyncIterator[ToolServices]:
+        yield tool_services
+
+    mcp: MCPServer[ToolServices] = MCPServer(
+        SERVER_NAME,
+        title="GitHub through auth-mcp",
+        instructions="Tools that act on GitHub as the person who signed in.",
+        lifespan=tool_lifespan,
+        log_level=settings.log_level,
+    )
+    for spec in ALL_TOOLS:
+        mcp.add_tool(
+            spec.fn,
+            name=spec.name,
+            title=spec.title,
+            description=spec.description,
+            meta={SCOPES_META_KEY: list(spec.scopes)},
+        )
+    # Our own guard checks Host and Origin (dns_rebinding.py); the SDK's would refuse proxies.
+    no_sdk_guard = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    if settings.transport == "streamable-http":
+        transport_app = mcp.streamable_http_app(
+            streamable_http_path="/mcp", stateless_http=True, json_response=True, transport_security=no_sdk_guard
+        )
+        protected = ("/mcp",)
+    else:
+        transport_app = mcp.sse_app(sse_path="/sse", message_path="/messages/", transport_security=no_sdk_guard)
+        protected = ("/sse", "/messages")
+
+    services = Services(
+        settings=settings,
+        store=store,
+        keyring=keyring,
+        github=github,
+        verifier=verifier,
+        revoker=revoker,
+        provider=provider,
+        audience=audience,
+        mcp=mcp,
+        dev_github=dev_github,
+        http=http,
+    )
+
+    routes = _oauth_routes(
+        provider=provider,
+        issuer=issuer,
+        audience=audience,
+        pages=pages,
+        resource_scopes=[DEFAULT_SCOPE],
+    )
+    routes += [
+        Route("/consent", consent.show, methods=["GET"]),
+        Route("/consent", consent.decide, methods=["POST"]),
+        Route(CALLBACK_PATH, callback.handle, methods=["GET"]),
+        Route("/healthz", _healthz, methods=["GET"]),
+    ]
+    if dev_github is not None:
+        routes.append(Mount(DEV_GITHUB_PATH, app=dev_github.app))
+    routes.append(Mount("", app=transport_app))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await prepare_schema(engine, upgrade_outdated=settings.is_sqlite)
+        purger = asyncio.create_task(_purge_forever(store))
+        try:
+            if settings.transport == "streamable-http":
+                async with mcp.session_manager.run():
+                    yield
+            else:
+                yield
+        finally:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+            if github_http is None:
+                await http.aclose()
+            await engine.dispose()
+
+    middleware = [
+        Middleware(_PathCors, origins=list(settings.allowed_origins), paths=protected),
+        Middleware(
+            DnsRebindingGuard,
+            issuer=issuer,
+            allowed_hosts=settings.allowed_hosts,
+            allowed_origins=settings.allowed_origins,
+            protected_paths=protected,
+        ),
+        Middleware(
+            BearerGuard,
+            verifier=verifier,
+            audience=audience,
+            resource_metadata_url=resource_metadata_url,
+            default_scopes=[DEFAULT_SCOPE],
+            tool_scopes={spec.name: spec.scopes for spec in ALL_TOOLS},
+            protected_paths=protected,
+        ),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.services = services
+    return app
+
+
+def _oauth_routes(
+    *, provider: AuthServerProvider, issuer: str, audience: Audience, pages: Pages, resource_scopes: list[str]
+) -> list[BaseRoute]:
+    metadata = build_metadata(
+        issuer,  # type: ignore[arg-type]  # a str keeps the issuer exact (no trailing slash)
+        None,
+        ClientRegistrationOptions(enabled=True),
+        RevocationOptions(enabled=True),
+    )
+    metadata = metadata.model_copy(
+        update={
+            "scopes_supported": list(SUPPORTED_SCOPES),
+            "token_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
+            "revocation_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
+            # RFC 9207 §3: every authorization response carries iss.
+            "authorization_response_iss_parameter_supported": True,
+        }
+    )
+    resource_metadata = ProtectedResourceMetadata(
+        resource=audience.canonical,  # type: ignore[arg-type]
+        authorization_servers=[issuer],  # type: ignore[list-item]
+        scopes_supported=resource_scopes,
+        resource_name=SERVER_NAME,
+    )
+    prm = _public(request_response(ProtectedResourceMetadataHandler(resource_metadata).handle), ["GET", "OPTIONS"])
+    prm_path = urlsplit(str(build_resource_metadata_url(audience.canonical))).path  # type: ignore[arg-type]
+    registration = RegistrationHandler(provider, options=ClientRegistrationOptions(enabled=True))
+    post = ["POST", "OPTIONS"]
+    return [
+        Route(
+            "/.well-known/oauth-authorization-server",
+            _public(request_response(MetadataHandler(metadata).handle), ["GET", "OPTIONS"]),
+            methods=["GET", "OPTIONS"],
+        ),
+        # RFC 9728 §3.1: at the resource's path; also at the root for clients that look there.
+        Route(prm_path, prm, methods=["GET", "OPTIONS"]),
+        Route("/.well-known/oauth-protected-resource", prm, methods=["GET", "OPTIONS"]),
+        Route(
+            "/authorize",
+            _limited(AuthorizeEndpoint(provider=provider, issuer=issuer, pages=pages), OAUTH_BODY_LIMIT),
+            methods=["GET", "POST"],
+        ),
+        Route("/token", _public(_limited(TokenEndpoint(provider=provider, audience=audience), OAUTH_BODY_LIMIT), post), methods=post),
+        Route("/register", _public(_limited(registration.handle, REGISTRATION_BODY_LIMIT), post), methods=post),
+        Route("/revoke", _public(_limited(RevokeEndpoint(provider=provider), OAUTH_BODY_LIMIT), post), methods=post),
+    ]
+
+
+def _public(app: ASGIApp, methods: list[str]) -> ASGIApp:
+    """CORS for any origin, as the SDK does for endpoints browser-based OAuth clients call
+    themselves (metadata, token, registration, revocation). None of them uses cookies."""
+    return CORSMiddleware(app=app, allow_origins="*", allow_methods=methods, allow_headers=[MCP_PROTOCOL_VERSION_HEADER])
+
+
+def _limited(handler: Any, limit: int) -> ASGIApp:
+    """A request handler whose body may not exceed `limit` bytes (413 otherwise)."""
+    return RequestBodyLimitMiddleware(request_response(handler), limit)
+
+
+async def _healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _purge_forever(store: SqlStore) -> None:
+    while True:
+        try:
+            counts = await store.purge_expired()
+            if counts.total:
+                logger.info("purged %d expired rows (%s)", counts.total, counts)
+        except Exception:  # noqa: BLE001 - a failed sweep is retried at the next interval
+            logger.exception("purging expired rows failed")
+        await asyncio.sleep(PURGE_INTERVAL)

@@ -1,0 +1,54 @@
+"""RFC 8707 resource indicators: which `resource` values name this server, and its canonical one."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _normalize(value: str) -> str | None:
+    """Scheme and host compared case-insensitively, default port and trailing slash elided.
+
+    The MCP spec (basic/authorization) asks servers to accept uppercase scheme and host
+    components; anything with a fragment is not a resource indicator (RFC 8707 §2).
+    """
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname or parts.fragment or parts.username:
+        return None
+    scheme = parts.scheme.lower()
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    path = parts.path.rstrip("/")
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{scheme}://{netloc}{path}{query}"
+
+
+class Audience:
+    """This server as a protected resource.
+
+    `canonical` (the active transport's endpoint) is what Protected Resource Metadata publishes
+    and what every token records. `accepts` also takes the bare origin and the other transport's
+    endpoint: they name the same server, on the same issuer, so a token stays valid when an
+    operator switches transports.
+    """
+
+    ENDPOINT_PATHS = ("/mcp", "/sse")
+
+    def __init__(self, *, issuer: str, endpoint_path: str) -> None:
+        origin = issuer.rstrip("/")
+        self.canonical = origin + endpoint_path
+        self._accepted = {_normalize(origin)} | {_normalize(origin + path) for path in self.ENDPOINT_PATHS}
+
+    def accepts(self, resource: str | None) -> bool:
+        """True when `resource` is omitted or names this server (RFC 8707 §2)."""
+        if resource is None:
+            return True
+        normalized = _normalize(resource)
+        return normalized is not None and normalized in self._accepted

@@ -1,0 +1,193 @@
+"""The resource server's door: every request to the MCP endpoints carries a valid bearer token.
+
+RFC 6750 and MCP basic/authorization:
+- the token comes only from the `Authorization: Bearer` header (§2.1), never a query string;
+- a missing, invalid, expired, revoked or foreign-audience token gets 401 with a challenge
+  naming `resource_metadata` (RFC 9728 §5.1) and the `scope` to ask for;
+- a `tools/call` whose tool needs a scope the token lacks gets 403 `insufficient_scope`
+  naming every scope that call needs, in one challenge, so the client can step up.
+On success the SDK's `AuthenticatedUser` is put in the ASGI scope and its context variable,
+which is how tools learn who is calling (`mcp.server.auth.middleware.auth_context`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mcp.server.auth.middleware.auth_context import auth_context_var
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from starlette.authentication import AuthCredentials
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from auth_mcp.audience import Audience
+from auth_mcp.verifier import CachedVerifier
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY = 4 * 1024 * 1024  # the SDK transport's own limit
+
+
+def www_authenticate(**params: str | None) -> str:
+    """One builder for challenges: quoted-string values with `\\` and `"` escaped (RFC 9110 §5.6.4)."""
+    parts = []
+    for name, value in params.items():
+        if value is None:
+            continue
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        parts.append(f'{name}="{escaped}"')
+    return "Bearer " + ", ".join(parts) if parts else "Bearer"
+
+
+class BearerGuard:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        verifier: CachedVerifier,
+        audience: Audience,
+        resource_metadata_url: str,
+        default_scopes: Sequence[str],
+        tool_scopes: Mapping[str, Sequence[str]],
+        protected_paths: Sequence[str],
+    ) -> None:
+        self._app = app
+        self._verifier = verifier
+        self._audience = audience
+        self._resource_metadata_url = resource_metadata_url
+        self._default_scope = " ".join(default_scopes)
+        self._tool_scopes = {name: tuple(scopes) for name, scopes in tool_scopes.items()}
+        self._protected = tuple(protected_paths)
+
+    def _is_protected(self, path: str) -> bool:
+        return any(path == p or path.startswith(p.rstrip("/") + "/") for p in self._protected)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] == "OPTIONS" or not self._is_protected(scope["path"]):
+            await self._app(scope, receive, send)
+            return
+        token = _bearer_token(scope)
+        if token is None:
+            # RFC 6750 §3.1: no error code when the request carried no credentials at all.
+            await self._refuse(send, 401, error=None, description="Authentication required")
+            return
+        access = await self._verifier.verify_token(token)
+        if access is None:
+            await self._refuse(send, 401, error="invalid_token", description="The access token is invalid, expired or revoked")
+            return
+        if not self._audience.accepts(access.resource) or access.resource is None:
+            # RFC 8707 / MCP: only tokens issued for this server are accepted.
+            await self._refuse(send, 401, error="invalid_token", description="The access token was issued for another resource")
+            return
+        if scope["method"] == "POST":
+            body = await _read_body(receive)
+            if body is None:
+                await _send_json(send, 413, {"error": "invalid_request", "error_description": "Request body too large"})
+                return
+            missing = self._missing_scopes(body, access.scopes)
+            if missing is not None:
+                await self._refuse(
+                    send,
+                    403,
+                    error="insufficient_scope",
+                    description=f"This call needs the scope {' '.join(missing)}",
+                    scope_value=" ".join(missing),
+                )
+                return
+            receive = _replay(body, receive)
+        user = AuthenticatedUser(access)
+        scope["user"] = user
+        scope["auth"] = AuthCredentials(access.scopes)
+        reset = auth_context_var.set(user)
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            auth_context_var.reset(reset)
+
+    def _missing_scopes(self, body: bytes, granted: Sequence[str]) -> tuple[str, ...] | None:
+        """The scopes a tools/call needs, if the token lacks any of them (all of them, in one list)."""
+        if b"tools/call" not in body:
+            return None
+        try:
+            message: Any = json.loads(body)
+        except ValueError:
+            return None  # the transport answers malformed JSON itself
+        messages = message if isinstance(message, list) else [message]
+        needed: list[str] = []
+        for item in messages:
+            if not isinstance(item, dict) or item.get("method") != "tools/call":
+                continue
+            params = item.get("params")
+            name = params.get("name") if isinstance(params, dict) else None
+            if isinstance(name, str):
+                needed.extend(self._tool_scopes.get(name, ()))
+        required = tuple(dict.fromkeys(needed))
+        if all(scope in granted for scope in required):
+            return None
+        return required
+
+    async def _refuse(
+        self, send: Send, status: int, *, error: str | None, description: str, scope_value: str | None = None
+    ) -> None:
+        challenge = www_authenticate(
+            error=error,
+            error_description=description,
+            scope=scope_value or self._default_scope,
+            resource_metadata=self._resource_metadata_url,
+        )
+        body = {"error": error or "invalid_request", "error_description": description}
+        await _send_json(send, status, body, extra_headers=[(b"www-authenticate", challenge.encode())])
+
+
+def _bearer_token(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            return None
+    return None
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any], extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    payload = json.dumps(body).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (b"cache-control", b"no-store"),
+        *(extra_headers or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

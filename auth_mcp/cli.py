@@ -1,0 +1,129 @@
+"""The command line: `auth-mcp` (serve) and `auth-mcp db upgrade`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+
+from auth_mcp.access_log import AccessLog
+from auth_mcp.app import create_app, key_file_path
+from auth_mcp.settings import Settings
+from auth_mcp.storage.engine import create_engine
+from auth_mcp.storage.migrate import SchemaError, prepare_schema, upgrade
+
+logger = logging.getLogger("auth_mcp")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="auth-mcp",
+        description="An MCP server that is its own OAuth 2.1 authorization server and signs people in with GitHub.",
+    )
+    parser.add_argument("--transport", choices=["streamable-http", "sse"], help="MCP transport (default streamable-http)")
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1, or AUTH_MCP_HOST)")
+    parser.add_argument("--port", type=int, help="port to bind (default 8000, or AUTH_MCP_PORT)")
+    commands = parser.add_subparsers(dest="command")
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="apply pending schema migrations")
+    return parser
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    overrides = {name: getattr(args, name) for name in ("transport", "host", "port") if getattr(args, name, None) is not None}
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "\n".join(f"  - {error['msg'].removeprefix('Value error, ')}" for error in exc.errors())
+        raise SystemExit(f"auth-mcp cannot start, its configuration needs fixing:\n{problems}") from None
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
+    # uvicorn's access log prints query strings (OAuth codes, states); access_log.py logs without them.
+    logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    settings = load_settings(args)
+    configure_logging(settings.log_level)
+    if args.command == "db":
+        asyncio.run(_db_upgrade(settings))
+        return
+    serve(settings)
+
+
+async def _db_upgrade(settings: Settings) -> None:
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+    logger.info("database schema is up to date (%s)", _safe_url(settings.database_url))
+
+
+async def _check_schema(settings: Settings) -> None:
+    engine = create_engine(settings.database_url)
+    try:
+        await prepare_schema(engine, upgrade_outdated=settings.is_sqlite)
+    finally:
+        await engine.dispose()
+
+
+def _safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def serve(settings: Settings) -> None:
+    try:
+        asyncio.run(_check_schema(settings))
+    except SchemaError as exc:
+        raise SystemExit(f"auth-mcp cannot start: {exc}") from None
+    try:
+        app = create_app(settings)
+    except ValueError as exc:
+        raise SystemExit(f"auth-mcp cannot start: {exc}") from None
+    endpoint = "/mcp" if settings.transport == "streamable-http" else "/sse"
+    mode = "dev (built-in GitHub stand-in)" if settings.dev_mode else f"GitHub ({settings.github_url})"
+    logger.info(
+        "auth-mcp serving %s%s over %s on %s:%d; store %s; mode %s",
+        settings.issuer,
+        endpoint,
+        settings.transport,
+        settings.host,
+        settings.port,
+        _safe_url(settings.database_url),
+        mode,
+    )
+    key_file = key_file_path(settings)
+    if key_file is not None:
+        logger.info("encryption key file: %s (back it up with the database)", key_file)
+    if settings.dev_mode:
+        logger.warning(
+            "\n"
+            "  ==================================================================\n"
+            "   DEV MODE: no AUTH_MCP_GITHUB_CLIENT_ID / _SECRET are set, so this\n"
+            "   server signs people in with a built-in GitHub STAND-IN where\n"
+            "   anyone can pick any user name. For local development only.\n"
+            "   Set the GitHub OAuth App credentials to use the real GitHub.\n"
+            "  ==================================================================",
+        )
+    uvicorn.run(
+        AccessLog(app),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,  # handled in create_app, only for AUTH_MCP_TRUSTED_PROXIES
+        timeout_graceful_shutdown=20,
+        server_header=False,
+    )

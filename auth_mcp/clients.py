@@ -1,0 +1,86 @@
+"""Registered clients: the SDK's client record with our redirect and scope policy, and the
+checks a registration must pass (RFC 7591 §2, with our bounds)."""
+
+from __future__ import annotations
+
+from pydantic import AnyUrl
+
+from mcp.server.auth.provider import RegistrationError
+from mcp.shared.auth import InvalidRedirectUriError, InvalidScopeError, OAuthClientInformationFull
+
+from auth_mcp import redirect_uris
+from auth_mcp.settings import SUPPORTED_SCOPES
+
+MAX_CLIENT_NAME_LENGTH = 200
+_ALLOWED_AUTH_METHODS = frozenset({"none", "client_secret_post", "client_secret_basic"})
+_ALLOWED_GRANT_TYPES = frozenset({"authorization_code", "refresh_token"})
+# Clients add `offline_access` to ask for refresh tokens; we issue them to every client anyway.
+IMPLICIT_SCOPES = frozenset({"offline_access"})
+
+
+class RegisteredClient(OAuthClientInformationFull):
+    """A client as the SDK's handlers see it, with this server's policies.
+
+    The registered `scope` is informational: a client may later ask for any scope this server
+    offers (scope step-up, MCP basic/authorization), and the person approves it on the consent page.
+    """
+
+    def validate_redirect_uri(self, redirect_uri: AnyUrl | None) -> AnyUrl:
+        registered = [str(uri) for uri in self.redirect_uris or []]
+        if redirect_uri is None:
+            # OAuth 2.1 §4.1.1: redirect_uri may be omitted only when exactly one is registered.
+            if len(registered) == 1:
+                return AnyUrl(registered[0])
+            raise InvalidRedirectUriError("redirect_uri is required: the client registered several")
+        if redirect_uris.matches(str(redirect_uri), registered) is None:
+            raise InvalidRedirectUriError(f"redirect_uri {str(redirect_uri)!r} is not registered for this client")
+        return redirect_uri
+
+    def validate_scope(self, requested_scope: str | None) -> list[str] | None:
+        if requested_scope is None:
+            return None
+        requested = [scope for scope in requested_scope.split() if scope not in IMPLICIT_SCOPES]
+        unknown = [scope for scope in requested if scope not in SUPPORTED_SCOPES]
+        if unknown:
+            raise InvalidScopeError(
+                f"unknown scope {', '.join(unknown)}; this server offers {', '.join(SUPPORTED_SCOPES)}"
+            )
+        return list(dict.fromkeys(requested)) or None
+
+
+def check_registration(info: OAuthClientInformationFull) -> OAuthClientInformationFull:
+    """Apply our registration policy; returns the record to store (RFC 7591 §3.2.1 lets the
+    server replace requested values) or raises the SDK's `RegistrationError`."""
+    uris = [str(uri) for uri in info.redirect_uris or []]
+    if not uris:
+        raise RegistrationError("invalid_redirect_uri", "at least one redirect_uri is required")
+    if len(uris) > redirect_uris.MAX_REDIRECT_URIS:
+        raise RegistrationError("invalid_redirect_uri", f"at most {redirect_uris.MAX_REDIRECT_URIS} redirect_uris")
+    for uri in uris:
+        try:
+            redirect_uris.check_registrable(uri)
+        except redirect_uris.RedirectUriRejected as exc:
+            raise RegistrationError("invalid_redirect_uri", str(exc)) from None
+    if info.client_name is not None and len(info.client_name) > MAX_CLIENT_NAME_LENGTH:
+        raise RegistrationError("invalid_client_metadata", f"client_name is limited to {MAX_CLIENT_NAME_LENGTH} characters")
+    if info.token_endpoint_auth_method not in _ALLOWED_AUTH_METHODS:
+        raise RegistrationError(
+            "invalid_client_metadata",
+            f"token_endpoint_auth_method must be one of {', '.join(sorted(_ALLOWED_AUTH_METHODS))}",
+        )
+    unsupported = set(info.grant_types) - _ALLOWED_GRANT_TYPES
+    if unsupported:
+        raise RegistrationError(
+            "invalid_client_metadata", f"unsupported grant_types {', '.join(sorted(unsupported))}"
+        )
+    scope = None
+    if info.scope:
+        requested = [s for s in info.scope.split() if s not in IMPLICIT_SCOPES]
+        unknown = [s for s in requested if s not in SUPPORTED_SCOPES]
+        if unknown:
+            raise RegistrationError(
+                "invalid_client_metadata",
+                f"unknown scope {', '.join(unknown)}; this server offers {', '.join(SUPPORTED_SCOPES)}",
+            )
+        scope = " ".join(dict.fromkeys(requested)) or None
+    return info.model_copy(update={"scope": scope})

@@ -1,0 +1,96 @@
+"""Host and Origin checks on the MCP endpoints (MCP basic/transports: DNS rebinding).
+
+A page on a hostile site can make a browser talk to this server by rebinding its own name to
+our address; the browser then sends the hostile `Host` and `Origin`. We answer only:
+- a `Host` that is this server's public host, a configured one (`AUTH_MCP_ALLOWED_HOSTS`, for
+  proxies that rewrite it), or a loopback address (which a rebound name can never produce);
+- an `Origin` (when present: non-browser clients send none) that is this server's, a configured
+  one (`AUTH_MCP_ALLOWED_ORIGINS`, for browser-based clients), or, when this server itself is on
+  loopback, a loopback origin.
+A bad Host gets 421, a bad Origin 403 (MUST in the transport spec), both before authentication.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from auth_mcp.settings import is_loopback_host
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _host_only(netloc: str) -> str:
+    if netloc.startswith("["):
+        return netloc.split("]", 1)[0] + "]"
+    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
+
+
+class DnsRebindingGuard:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        issuer: str,
+        allowed_hosts: Sequence[str],
+        allowed_origins: Sequence[str],
+        protected_paths: Sequence[str],
+    ) -> None:
+        self._app = app
+        own = urlsplit(issuer)
+        self._hosts = {own.netloc.lower(), *(h.lower() for h in allowed_hosts)}
+        self._origins = {_origin_of(issuer), *(_origin_of(o) for o in allowed_origins)}
+        self._loopback_origins_ok = is_loopback_host(own.hostname)
+        self._protected = tuple(protected_paths)
+
+    def _is_protected(self, path: str) -> bool:
+        return any(path == p or path.startswith(p.rstrip("/") + "/") for p in self._protected)
+
+    def host_allowed(self, host: str | None) -> bool:
+        if not host:
+            return False
+        host = host.lower()
+        return host in self._hosts or _host_only(host) in self._hosts or is_loopback_host(_host_only(host))
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        if origin is None:
+            return True
+        origin = origin.lower()
+        if origin in self._origins:
+            return True
+        if self._loopback_origins_ok:
+            parts = urlsplit(origin)
+            return parts.scheme in ("http", "https") and is_loopback_host(parts.hostname)
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self._is_protected(scope["path"]):
+            await self._app(scope, receive, send)
+            return
+        headers = {name: value.decode("latin-1") for name, value in scope["headers"] if name in (b"host", b"origin")}
+        if not self.host_allowed(headers.get(b"host")):
+            await _refuse(send, 421, "Invalid Host header")
+            return
+        if not self.origin_allowed(headers.get(b"origin")):
+            await _refuse(send, 403, "Invalid Origin header")
+            return
+        await self._app(scope, receive, send)
+
+
+async def _refuse(send: Send, status: int, message: str) -> None:
+    # A JSON-RPC error without id, as the transport spec allows for the 403.
+    body = json.dumps({"jsonrpc": "2.0", "error": {"code": -32600, "message": message}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,136 @@
+"""GitHub on behalf of one person: the grant behind the MCP token that is calling a tool.
+
+It owns what a grant's GitHub token goes through:
+- expiring tokens (GitHub App user tokens, OAuth Apps with expiring tokens) are refreshed
+  shortly before they expire and once on a 401;
+- GitHub's refresh tokens are single-use and a refresh kills the previous access token at once,
+  so refreshes of one grant are serialised across processes by a lease in the database
+  (grants.refresh_lease_until): one process refreshes, the others wait for its result;
+- a 401 that a refresh cannot cure, or a refresh GitHub refuses, means the grant is dead: its
+  MCP tokens are revoked (the client's next request gets 401 and it logs in again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from auth_mcp.clock import Clock
+from auth_mcp.crypto import DecryptionError, Keyring
+from auth_mcp.github.client import GitHub
+from auth_mcp.github.models import GitHubError, GitHubOAuthError, GitHubTokens, GitHubUnauthorized, GitHubUnavailable
+from auth_mcp.revocation import Revoker
+from auth_mcp.storage.records import GitHubCredentials, Grant
+from auth_mcp.storage.store import Store
+
+logger = logging.getLogger(__name__)
+
+REFRESH_AHEAD = 300  # refresh tokens expiring within 5 minutes before using them
+LEASE_SECONDS = 30  # longest a refresh may hold the lease (GitHub's call is bounded by its timeout)
+_WAIT_STEP = 0.1
+_WAIT_STEPS = int(LEASE_SECONDS / _WAIT_STEP) + 10
+
+
+class GrantEnded(GitHubError):
+    """The person's GitHub authorization is gone; their MCP tokens were revoked."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"Your GitHub authorization is no longer valid ({why}). Sign in again to continue.")
+
+
+class PersonGitHub:
+    def __init__(
+        self, *, grant_id: str, store: Store, keyring: Keyring, github: GitHub, revoker: Revoker, clock: Clock
+    ) -> None:
+        self._grant_id = grant_id
+        self._store = store
+        self._keyring = keyring
+        self._github = github
+        self._revoker = revoker
+        self._clock = clock
+
+    async def get(self, path: str) -> Any:
+        """GET a REST path as this person (conditional, so repeats cost a 304)."""
+        grant = await self._load()
+        token = await self._usable_token(grant)
+        try:
+            return await self._github.get_json(token, path)
+        except GitHubUnauthorized:
+            if grant.github.refresh_token_enc is None:
+                await self._end("GitHub no longer accepts the token: the app was revoked or the token replaced")
+            # Perhaps it expired early, or another process refreshed it: refresh (or pick up theirs) once.
+            token = await self._refreshed_token(grant)
+            try:
+                return await self._github.get_json(token, path)
+            except GitHubUnauthorized:
+                await self._end("GitHub no longer accepts the token, even after refreshing it")
+                raise  # unreachable: _end raises
+
+    async def _load(self) -> Grant:
+        grant = await self._store.get_grant(self._grant_id)
+        if grant is None:
+            raise GrantEnded("it was revoked")
+        return grant
+
+    def _decrypt(self, value: str) -> str:
+        try:
+            return self._keyring.decrypt(value)
+        except DecryptionError:
+            raise GitHubError("This server can no longer read your GitHub token after a key change; sign in again") from None
+
+    async def _usable_token(self, grant: Grant) -> str:
+        expires_at = grant.github.token_expires_at
+        if expires_at is not None and expires_at - REFRESH_AHEAD <= self._clock.now():
+            if grant.github.refresh_token_enc is None:
+                await self._end("the GitHub token expired and cannot be refreshed")
+            return await self._refreshed_token(grant)
+        return self._decrypt(grant.github.token_enc)
+
+    async def _refreshed_token(self, seen: Grant) -> str:
+        """A token newer than the one in `seen`: refreshed here, or by whoever holds the lease."""
+        for _ in range(_WAIT_STEPS):
+            current = await self._load()
+            if current.github.token_enc != seen.github.token_enc:
+                return self._decrypt(current.github.token_enc)  # refreshed by someone else meanwhile
+            if await self._store.acquire_refresh_lease(self._grant_id, until=int(self._clock.now()) + LEASE_SECONDS):
+                try:
+                    return await self._refresh_holding_lease(seen)
+                finally:
+                    await self._store.release_refresh_lease(self._grant_id)
+            await asyncio.sleep(_WAIT_STEP)
+        raise GitHubUnavailable("another server process is still refreshing your GitHub token; try again shortly")
+
+    async def _refresh_holding_lease(self, seen: Grant) -> str:
+        current = await self._load()
+        if current.github.token_enc != seen.github.token_enc:
+            return self._decrypt(current.github.token_enc)
+        if current.github.refresh_token_enc is None:
+            await self._end("the GitHub token cannot be refreshed")
+        refresh_token = self._decrypt(current.github.refresh_token_enc or "")
+        if current.github.refresh_expires_at is not None and current.github.refresh_expires_at <= self._clock.now():
+            await self._end("GitHub's refresh token expired")
+        try:
+            fresh = await self._github.refresh(refresh_token)
+        except GitHubOAuthError as exc:
+            await self._end(f"GitHub refused to refresh it: {exc.error}")
+            raise  # unreachable
+        await self._store.update_github_credentials(self._grant_id, self._credentials(fresh))
+        logger.info("refreshed the GitHub token of grant %s", self._grant_id[:8])
+        return fresh.access_token.get_secret_value()
+
+    def _credentials(self, fresh: GitHubTokens) -> GitHubCredentials:
+        now = int(self._clock.now())
+        refresh = fresh.refresh_token
+        return GitHubCredentials(
+            token_enc=self._keyring.encrypt(fresh.access_token.get_secret_value()),
+            token_expires_at=now + fresh.expires_in if fresh.expires_in else None,
+            refresh_token_enc=self._keyring.encrypt(refresh.get_secret_value()) if refresh else None,
+            refresh_expires_at=now + fresh.refresh_token_expires_in if refresh and fresh.refresh_token_expires_in else None,
+            scopes=fresh.scopes,
+        )
+
+    async def _end(self, why: str) -> None:
+        # GitHub already dropped the token (or we cannot use it): no point revoking it there.
+        await self._revoker.revoke_grant(self._grant_id, reason=why, at_github=False)
+        raise GrantEnded(why)

@@ -1,0 +1,272 @@
+"""Our OAuth 2.1 authorization server logic behind the MCP SDK's handlers.
+
+The SDK's handlers parse requests, authenticate clients, check PKCE, code expiry and the
+redirect URI at /token, and render errors. This provider decides everything else: who the
+clients are, what an authorization request becomes (a consent page, never a direct redirect to
+GitHub), and the single-use, replay-punishing life of codes and tokens. It does not know GitHub:
+the consent page and the GitHub callback (consent.py, callback.py) sit between `authorize` and
+the code it later loads.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode
+
+from mcp.server.auth.provider import (
+    AuthorizationCode,
+    AuthorizationParams,
+    AuthorizeError,
+    RefreshToken,
+    TokenError,
+)
+from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
+
+from auth_mcp import tokens
+from auth_mcp.audience import Audience
+from auth_mcp.clients import RegisteredClient, check_registration
+from auth_mcp.clock import Clock
+from auth_mcp.crypto import DecryptionError, Keyring
+from auth_mcp.revocation import Revoker
+from auth_mcp.settings import DEFAULT_SCOPE
+from auth_mcp.storage.records import ClientRecord, PendingAuthorization, TokenPair
+from auth_mcp.storage.store import Store
+from auth_mcp.verifier import CachedVerifier, McpAccessToken
+
+logger = logging.getLogger(__name__)
+
+CONSENT_PATH = "/consent"
+
+
+class GrantRefreshToken(RefreshToken):
+    grant_id: str
+
+
+class GrantAuthorizationCode(AuthorizationCode):
+    grant_id: str
+
+
+class ClientDirectory:
+    """Where client records come from: registrations in the store (and, for URL client ids,
+    their metadata documents: see cimd.py)."""
+
+    def __init__(self, *, store: Store, keyring: Keyring) -> None:
+        self._store = store
+        self._keyring = keyring
+
+    async def get(self, client_id: str) -> RegisteredClient | None:
+        record = await self._store.get_client(client_id)
+        if record is None:
+            return None
+        secret = None
+        if record.client_secret_enc is not None:
+            try:
+                secret = self._keyring.decrypt(record.client_secret_enc)
+            except DecryptionError:
+                logger.error("client %s has a secret encrypted with a retired key; it must register again", client_id)
+                return None
+        return RegisteredClient.model_validate({**record.info, "client_id": client_id, "client_secret": secret})
+
+    async def register(self, info: OAuthClientInformationFull, *, now: int) -> None:
+        info = check_registration(info)
+        stored = info.model_dump(mode="json", exclude_none=True, exclude={"client_secret"})
+        secret_enc = self._keyring.encrypt(info.client_secret) if info.client_secret else None
+        await self._store.add_client(
+            ClientRecord(client_id=info.client_id, info=stored, client_secret_enc=secret_enc, created_at=now, used_at=None)
+        )
+
+
+class AuthServerProvider:
+    """`mcp.server.auth.provider.OAuthAuthorizationServerProvider` for auth-mcp."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clients: ClientDirectory,
+        verifier: CachedVerifier,
+        revoker: Revoker,
+        audience: Audience,
+        clock: Clock,
+        issuer: str,
+        access_token_ttl: int,
+        refresh_token_ttl: int,
+    ) -> None:
+        self._store = store
+        self._clients = clients
+        self._verifier = verifier
+        self._revoker = revoker
+        self._audience = audience
+        self._clock = clock
+        self._issuer = issuer
+        self._access_ttl = access_token_ttl
+        self._refresh_ttl = refresh_token_ttl
+
+    def _now(self) -> int:
+        return int(self._clock.now())
+
+    # Clients ---------------------------------------------------------------------------------
+
+    async def get_client(self, client_id: str) -> RegisteredClient | None:
+        return await self._clients.get(client_id)
+
+    async def register_client(self, client_info: OAuthClientInformationFull) -> None:
+        await self._clients.register(client_info, now=self._now())
+        logger.info("registered client %s (%r)", client_info.client_id, client_info.client_name)
+
+    # /authorize -> consent page -------------------------------------------------------------
+
+    async def authorize(self, client: OAuthClientInformationFull, params: AuthorizationParams) -> str:
+        # RFC 8707 §2: a resource we are not is refused before anything is stored.
+        if not self._audience.accepts(params.resource):
+            raise AuthorizeError("invalid_target", "the resource parameter does not name this MCP server")
+        request_id = tokens.new_opaque_id()
+        now = self._now()
+        await self._store.add_pending(
+            PendingAuthorization(
+                request_hash=tokens.token_hash(request_id),
+                client_id=client.client_id,
+                redirect_uri=str(params.redirect_uri),
+                redirect_uri_provided_explicitly=params.redirect_uri_provided_explicitly,
+                code_challenge=params.code_challenge,
+                client_state=params.state,
+                scopes=tuple(params.scopes or (DEFAULT_SCOPE,)),
+                resource=self._audience.canonical,
+                created_at=now,
+                expires_at=now + tokens.CONSENT_TTL,
+            )
+        )
+        # Confused deputy (MCP security best practices): the person approves this client on our
+        # own page before anything is sent to GitHub.
+        return f"{self._issuer}{CONSENT_PATH}?{urlencode({'request': request_id})}"
+
+    # /token: authorization_code ----------------------------------------------------------------
+
+    async def load_authorization_code(
+        self, client: OAuthClientInformationFull, authorization_code: str
+    ) -> GrantAuthorizationCode | None:
+        record = await self._store.get_code(tokens.token_hash(authorization_code))
+        if record is None or record.client_id != client.client_id:
+            # Another client's code (code injection) is treated as unknown; the SDK says so.
+            return None
+        if record.used_at is not None:
+            # RFC 6749 §4.1.2 / OAuth 2.1 §4.1.3: a code used twice revokes what it issued.
+            await self._revoker.revoke_grant(record.grant_id, reason="authorization code replayed", at_github=True)
+            return None
+        if record.expires_at <= self._now():
+            return None
+        return GrantAuthorizationCode(
+            code=authorization_code,
+            scopes=list(record.scopes),
+            expires_at=float(record.expires_at),
+            client_id=record.client_id,
+            code_challenge=record.code_challenge,
+            redirect_uri=record.redirect_uri,
+            redirect_uri_provided_explicitly=record.redirect_uri_provided_explicitly,
+            resource=record.resource,
+            grant_id=record.grant_id,
+        )
+
+    async def exchange_authorization_code(
+        self, client: OAuthClientInformationFull, authorization_code: GrantAuthorizationCode
+    ) -> OAuthToken:
+        access, refresh, pair = self._mint(authorization_code.scopes, authorization_code.resource or self._audience.canonical)
+        won = await self._store.consume_code(tokens.token_hash(authorization_code.code), pair, client_id=client.client_id)
+        if not won:
+            # A concurrent exchange got here first: this request is a replay.
+            await self._revoker.revoke_grant(
+                authorization_code.grant_id, reason="authorization code redeemed twice concurrently", at_github=True
+            )
+            raise TokenError("invalid_grant", "authorization code was already used")
+        return self._token_response(access, refresh, pair)
+
+    # /token: refresh_token ---------------------------------------------------------------------
+
+    async def load_refresh_token(self, client: OAuthClientInformationFull, refresh_token: str) -> GrantRefreshToken | None:
+        record = await self._store.get_refresh_token(tokens.token_hash(refresh_token))
+        if record is None or record.client_id != client.client_id:
+            return None
+        if record.rotated_at is not None:
+            # OAuth 2.1 §4.3.1: a rotated refresh token used again means it leaked; end the grant.
+            # No grace period for the previous token: a client that lost the response logs in again.
+            await self._revoker.revoke_grant(record.grant_id, reason="rotated refresh token replayed", at_github=True)
+            return None
+        if record.expires_at <= self._now():
+            return None
+        return GrantRefreshToken(
+            token=refresh_token,
+            client_id=record.client_id,
+            scopes=list(record.scopes),
+            expires_at=record.expires_at,
+            resource=record.resource,
+            grant_id=record.grant_id,
+        )
+
+    async def exchange_refresh_token(
+        self, client: OAuthClientInformationFull, refresh_token: GrantRefreshToken, scopes: list[str]
+    ) -> OAuthToken:
+        access, refresh, pair = self._mint(scopes, refresh_token.resource or self._audience.canonical)
+        won = await self._store.rotate_refresh_token(tokens.token_hash(refresh_token.token), pair)
+        # The grant's previous access token is gone either way.
+        self._verifier.forget_grant(refresh_token.grant_id)
+        if not won:
+            await self._revoker.revoke_grant(
+                refresh_token.grant_id, reason="refresh token redeemed twice concurrently", at_github=True
+            )
+            raise TokenError("invalid_grant", "refresh token was already used")
+        await self._revoker.announce(refresh_token.grant_id)
+        return self._token_response(access, refresh, pair)
+
+    # Verification and revocation ---------------------------------------------------------------
+
+    async def load_access_token(self, token: str) -> McpAccessToken | None:
+        return await self._verifier.verify_token(token)
+
+    async def revoke_token(self, token: McpAccessToken | GrantRefreshToken) -> None:
+        # Revoking either token ends the whole grant (RFC 7009 §2.1 allows it; the SDK asks for it).
+        await self._revoker.revoke_grant(token.grant_id, reason="revoked by the client", at_github=True)
+
+    async def revoke_by_token(self, client: OAuthClientInformationFull, token: str) -> bool:
+        """RFC 7009: end the grant behind `token` if it is this client's access or refresh token.
+
+        Expired and rotated tokens count too: a client logging out with a stale access token
+        must still end the grant its refresh token keeps alive.
+        """
+        digest = tokens.token_hash(token)
+        grant_id = None
+        access = await self._store.get_access_token(digest)
+        if access is not None and access.client_id == client.client_id:
+            grant_id = access.grant_id
+        else:
+            refresh = await self._store.get_refresh_token(digest)
+            if refresh is not None and refresh.client_id == client.client_id:
+                grant_id = refresh.grant_id
+        if grant_id is None:
+            return False
+        await self._revoker.revoke_grant(grant_id, reason="revoked by the client", at_github=True)
+        return True
+
+    # Minting -------------------------------------------------------------------------------------
+
+    def _mint(self, scopes: list[str], resource: str) -> tuple[str, str, TokenPair]:
+        now = self._now()
+        access = tokens.new_access_token()
+        refresh = tokens.new_refresh_token()
+        pair = TokenPair(
+            access_hash=tokens.token_hash(access),
+            access_expires_at=now + self._access_ttl,
+            refresh_hash=tokens.token_hash(refresh),
+            refresh_expires_at=now + self._refresh_ttl,
+            scopes=tuple(scopes),
+            resource=resource,
+        )
+        return access, refresh, pair
+
+    def _token_response(self, access: str, refresh: str, pair: TokenPair) -> OAuthToken:
+        # Our own refresh token is issued whatever GitHub does: its lifetime is ours.
+        return OAuthToken(
+            access_token=access,
+            expires_in=self._access_ttl,
+            scope=" ".join(pair.scopes),
+            refresh_token=refresh,
+        )

@@ -1,0 +1,182 @@
+"""The one settings object: every `AUTH_MCP_*` variable, read from the environment or `.env`.
+
+Everything below this module takes explicit arguments; only `cli.py` and `create_app` see
+`Settings`. Validation here fails fast with a sentence a person can act on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Transport = Literal["streamable-http", "sse"]
+
+# MCP scopes are named after the GitHub scopes the tools need (PRODUCT.md, "Scopes").
+SUPPORTED_SCOPES: tuple[str, ...] = ("read:user", "user:email", "read:org")
+DEFAULT_SCOPE = "read:user"
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for `localhost`, 127.0.0.0/8 and ::1 (RFC 8252 §7.3's loopback interface)."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Configuration of one auth-mcp process. Documented variable by variable in `.env.example`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AUTH_MCP_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    github_client_id: str | None = None
+    github_client_secret: SecretStr | None = None
+
+    server_url: str | None = Field(
+        default=None, description="Public base URL and issuer; default http://localhost:{port}"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    transport: Transport = "streamable-http"
+
+    github_url: str = "https://github.com"
+    github_api_url: str = "https://api.github.com"
+
+    database_url: str = "sqlite+aiosqlite:///auth-mcp.db"
+    access_token_ttl: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=3600)
+    secret_key: SecretStr | None = None
+
+    allowed_users: CommaList = Field(default_factory=list)
+    allowed_orgs: CommaList = Field(default_factory=list)
+
+    # Extra Host / Origin values accepted on the MCP endpoints (DNS-rebinding defence) and the
+    # browser origins allowed to call /mcp with CORS. The server's own URL is always allowed.
+    allowed_hosts: CommaList = Field(default_factory=list)
+    allowed_origins: CommaList = Field(default_factory=list)
+    # Peers (IPs or CIDRs) whose X-Forwarded-For / X-Forwarded-Proto we believe. Empty: none.
+    trusted_proxies: CommaList = Field(default_factory=list)
+
+    # Logging out also revokes the person's token at GitHub.
+    revoke_github_tokens: bool = True
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("allowed_users", "allowed_orgs", "allowed_hosts", "allowed_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"AUTH_MCP_TRUSTED_PROXIES: {item!r} is not an IP address or CIDR range") from None
+        return value
+
+    @field_validator("server_url", "github_url", "github_api_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        # RFC 8414 §2: the issuer is compared as a string; one canonical spelling, no trailing slash.
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if bool(self.github_client_id) != bool(self.github_client_secret and self.github_client_secret.get_secret_value()):
+            raise ValueError(
+                "AUTH_MCP_GITHUB_CLIENT_ID and AUTH_MCP_GITHUB_CLIENT_SECRET must be set together "
+                "(set both for a GitHub OAuth App, or neither for dev mode)"
+            )
+        url = urlsplit(self.issuer)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"AUTH_MCP_SERVER_URL must be an http(s) URL, got {self.issuer!r}")
+        if url.path not in ("", "/") or url.query or url.fragment:
+            raise ValueError(
+                f"AUTH_MCP_SERVER_URL must be an origin such as https://mcp.example.com, without path, "
+                f"query or fragment (got {self.issuer!r}); serve auth-mcp at the root of its own host name"
+            )
+        loopback = is_loopback_host(url.hostname)
+        if url.scheme != "https" and not loopback:
+            # OAuth 2.1 §1.5 / RFC 8414 §2: the issuer uses https unless it is on loopback.
+            raise ValueError(
+                f"AUTH_MCP_SERVER_URL must use https:// on a non-loopback host (got {self.issuer!r}); "
+                "terminate TLS in front of auth-mcp and set the public https URL"
+            )
+        if self.dev_mode and not loopback:
+            raise ValueError(
+                "dev mode (no AUTH_MCP_GITHUB_CLIENT_ID / AUTH_MCP_GITHUB_CLIENT_SECRET) only runs on a loopback "
+                f"AUTH_MCP_SERVER_URL, got {self.issuer!r}: its built-in GitHub stand-in lets anyone log in as "
+                "anyone. Set the GitHub OAuth App credentials to serve other hosts"
+            )
+        if self.dev_mode and not is_loopback_host(self.host):
+            raise ValueError(
+                f"dev mode refuses to listen on the non-loopback address {self.host!r}: its built-in GitHub "
+                "stand-in lets anyone log in as anyone. Set the GitHub OAuth App credentials, or bind 127.0.0.1"
+            )
+        for name, value in (("AUTH_MCP_GITHUB_URL", self.github_url), ("AUTH_MCP_GITHUB_API_URL", self.github_api_url)):
+            if urlsplit(value).scheme not in ("http", "https"):
+                raise ValueError(f"{name} must be an http(s) URL, got {value!r}")
+        if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "AUTH_MCP_DATABASE_URL must be sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB, "
+                f"got a URL with scheme {self.database_url.split(':', 1)[0]!r}"
+            )
+        if not self.is_sqlite and self.secret_key is None:
+            raise ValueError(
+                "AUTH_MCP_SECRET_KEY is required with PostgreSQL: every replica must encrypt and sign with the "
+                "same key (generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        if self.secret_key is not None:
+            keys = [k for k in self.secret_key.get_secret_value().split(",") if k.strip()]
+            if not keys or any(len(k.strip()) < 32 for k in keys):
+                raise ValueError("AUTH_MCP_SECRET_KEY must hold keys of at least 32 characters (comma-separated to rotate)")
+        return self
+
+    # Derived values -------------------------------------------------------------------------
+
+    @property
+    def dev_mode(self) -> bool:
+        """No GitHub credentials: serve the built-in GitHub stand-in instead of github.com."""
+        return not self.github_client_id
+
+    @property
+    def issuer(self) -> str:
+        return self.server_url or f"http://localhost:{self.port}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, or None for PostgreSQL and in-memory SQLite."""
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split(":///", 1)[1] if ":///" in self.database_url else ""
+        path = path.split("?", 1)[0]
+        if not path or path == ":memory:":
+            return None
+        return Path(path)

@@ -1,0 +1,40 @@
+"""Making the database engine: the same code path for SQLite files and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def create_engine(database_url: str) -> AsyncEngine:
+    """An async engine tuned for its backend.
+
+    SQLite: one connection per process, so the process's writes queue in asyncio instead of
+    fighting over the file lock; WAL journal; foreign keys on (they are off by default in
+    SQLite, and revocation cascades rely on them); every transaction `BEGIN IMMEDIATE` so that a
+    second process (the admin command) waits for the lock instead of failing mid-transaction.
+    """
+    if database_url.startswith("sqlite"):
+        engine = create_async_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=30)
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(database_url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the driver so that "begin" below decides.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,574 @@
+"""The store: one implementation over SQLAlchemy 2 async Core for SQLite and PostgreSQL.
+
+Single-use is enforced by the database, not by the caller: consuming a code, a refresh token
+or an upstream state is one conditional UPDATE/DELETE whose row count says who won, so two
+concurrent requests (in one process or on two replicas) can never both succeed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, Protocol
+
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from auth_mcp.clock import Clock
+from auth_mcp.storage import schema as s
+from auth_mcp.storage.records import (
+    AccessTokenRecord,
+    ClientRecord,
+    CodeRecord,
+    GitHubCredentials,
+    Grant,
+    PendingAuthorization,
+    PurgeCounts,
+    RefreshTokenRecord,
+    TokenPair,
+)
+
+# Registrations that never completed an authorization are deleted after this long.
+UNUSED_CLIENT_TTL = 24 * 3600
+# Used codes and rotated refresh tokens are kept this long to recognise replays, then purged.
+_PURGE_BATCH = 1000
+
+StateOutcome = Literal["ok", "used", "unknown"]
+
+
+class Store(Protocol):
+    """Persistence of clients, consent requests, grants and tokens.
+
+    Guarantees: every consume_* / rotate_* method is atomic and succeeds for exactly one caller;
+    deleting a grant deletes its codes and tokens. Does not check: expiry of what it returns
+    (callers compare `expires_at` with their clock), client authentication, PKCE, scopes.
+    """
+
+    async def add_client(self, record: ClientRecord) -> None: ...
+    async def get_client(self, client_id: str) -> ClientRecord | None: ...
+    async def delete_client(self, client_id: str) -> list[str]: ...
+    async def list_clients(self) -> list[ClientRecord]: ...
+
+    async def add_pending(self, pending: PendingAuthorization) -> None: ...
+    async def get_pending(self, request_hash: str) -> PendingAuthorization | None: ...
+    async def approve_pending(
+        self, request_hash: str, *, upstream_state_hash: str, github_verifier_enc: str, expires_at: int
+    ) -> bool: ...
+    async def delete_pending(self, request_hash: str) -> bool: ...
+    async def take_pending_by_state(
+        self, upstream_state_hash: str
+    ) -> tuple[StateOutcome, PendingAuthorization | None]: ...
+
+    async def add_grant_with_code(self, grant: Grant, code: CodeRecord) -> None: ...
+    async def get_grant(self, grant_id: str) -> Grant | None: ...
+    async def list_grants(self, *, github_user_id: int | None = None) -> list[Grant]: ...
+    async def update_github_credentials(self, grant_id: str, credentials: GitHubCredentials) -> bool: ...
+    async def acquire_refresh_lease(self, grant_id: str, *, until: int) -> bool: ...
+    async def release_refresh_lease(self, grant_id: str) -> None: ...
+    async def delete_grant(self, grant_id: str) -> Grant | None: ...
+    async def grant_has_live_tokens(self, grant_id: str) -> bool: ...
+
+    async def get_code(self, code_hash: str) -> CodeRecord | None: ...
+    async def consume_code(self, code_hash: str, tokens: TokenPair, *, client_id: str) -> bool: ...
+
+    async def get_access_token(self, token_hash: str) -> AccessTokenRecord | None: ...
+    async def get_refresh_token(self, token_hash: str) -> RefreshTokenRecord | None: ...
+    async def rotate_refresh_token(self, token_hash: str, tokens: TokenPair) -> bool: ...
+    async def delete_access_token(self, token_hash: str) -> str | None: ...
+
+    async def purge_expired(self) -> PurgeCounts: ...
+
+
+def _scopes(value: str) -> tuple[str, ...]:
+    return tuple(value.split()) if value else ()
+
+
+def _join(scopes: Iterable[str]) -> str:
+    return " ".join(scopes)
+
+
+class SqlStore:
+    """`Store` over an `AsyncEngine` (see storage/engine.py for how engines are made)."""
+
+    def __init__(self, *, engine: AsyncEngine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    def _now(self) -> int:
+        return int(self._clock.now())
+
+    # Clients ---------------------------------------------------------------------------------
+
+    async def add_client(self, record: ClientRecord) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(s.clients).values(
+                    client_id=record.client_id,
+                    info=record.info,
+                    client_secret_enc=record.client_secret_enc,
+                    created_at=record.created_at,
+                    used_at=record.used_at,
+                )
+            )
+
+    async def get_client(self, client_id: str) -> ClientRecord | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(s.clients).where(s.clients.c.client_id == client_id))).first()
+        if row is None:
+            return None
+        return _client(row)
+
+    async def list_clients(self) -> list[ClientRecord]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(s.clients).order_by(s.clients.c.created_at))).all()
+        return [_client(row) for row in rows]
+
+    async def delete_client(self, client_id: str) -> list[str]:
+        """Delete a client and every grant issued to it; returns the deleted grant ids."""
+        async with self._engine.begin() as conn:
+            grant_ids = list(
+                (await conn.execute(select(s.grants.c.grant_id).where(s.grants.c.client_id == client_id))).scalars()
+            )
+            await _delete_grants(conn, grant_ids)
+            await conn.execute(delete(s.clients).where(s.clients.c.client_id == client_id))
+            await conn.execute(delete(s.pending_authorizations).where(s.pending_authorizations.c.client_id == client_id))
+        return grant_ids
+
+    # Consent requests ------------------------------------------------------------------------
+
+    async def add_pending(self, pending: PendingAuthorization) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(s.pending_authorizations).values(
+                    request_hash=pending.request_hash,
+                    client_id=pending.client_id,
+                    redirect_uri=pending.redirect_uri,
+                    redirect_uri_provided_explicitly=pending.redirect_uri_provided_explicitly,
+                    code_challenge=pending.code_challenge,
+                    client_state=pending.client_state,
+                    scopes=_join(pending.scopes),
+                    resource=pending.resource,
+                    upstream_state_hash=pending.upstream_state_hash,
+                    github_verifier_enc=pending.github_verifier_enc,
+                    created_at=pending.created_at,
+                    expires_at=pending.expires_at,
+                )
+            )
+
+    async def get_pending(self, request_hash: str) -> PendingAuthorization | None:
+        table = s.pending_authorizations
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(table).where(table.c.request_hash == request_hash))).first()
+        return None if row is None else _pending(row)
+
+    async def approve_pending(
+        self, request_hash: str, *, upstream_state_hash: str, github_verifier_enc: str, expires_at: int
+    ) -> bool:
+        """Record the approval once: a second approval of the same request fails."""
+        table = s.pending_authorizations
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(table)
+                .where(
+                    table.c.request_hash == request_hash,
+                    table.c.upstream_state_hash.is_(None),
+                    table.c.expires_at > self._now(),
+                )
+                .values(
+                    upstream_state_hash=upstream_state_hash,
+                    github_verifier_enc=github_verifier_enc,
+                    expires_at=expires_at,
+                )
+            )
+        return result.rowcount == 1
+
+    async def delete_pending(self, request_hash: str) -> bool:
+        table = s.pending_authorizations
+        async with self._engine.begin() as conn:
+            result = await conn.execute(delete(table).where(table.c.request_hash == request_hash))
+        return result.rowcount == 1
+
+    async def take_pending_by_state(self, upstream_state_hash: str) -> tuple[StateOutcome, PendingAuthorization | None]:
+        """Single use: the first caller gets the approved request; later callers learn it was used.
+
+        The row stays (without its PKCE verifier) until it expires, so that a replayed state can
+        be told apart from a forged one.
+        """
+        table = s.pending_authorizations
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(select(table).where(table.c.upstream_state_hash == upstream_state_hash))
+            ).first()
+            if row is None:
+                return "unknown", None
+            result = await conn.execute(
+                update(table)
+                .where(table.c.request_hash == row.request_hash, table.c.consumed_at.is_(None))
+                .values(consumed_at=self._now(), github_verifier_enc=None)
+            )
+            if result.rowcount != 1:
+                return "used", None
+        return "ok", _pending(row)
+
+    # Grants ----------------------------------------------------------------------------------
+
+    async def add_grant_with_code(self, grant: Grant, code: CodeRecord) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(s.grants).values(
+                    grant_id=grant.grant_id,
+                    client_id=grant.client_id,
+                    client_name=grant.client_name,
+                    github_user_id=grant.github_user_id,
+                    github_login=grant.github_login,
+                    scopes=_join(grant.scopes),
+                    resource=grant.resource,
+                    github_token_enc=grant.github.token_enc,
+                    github_token_expires_at=grant.github.token_expires_at,
+                    github_refresh_token_enc=grant.github.refresh_token_enc,
+                    github_refresh_expires_at=grant.github.refresh_expires_at,
+                    github_scopes=_join(grant.github.scopes),
+                    created_at=grant.created_at,
+                    expires_at=grant.expires_at,
+                )
+            )
+            await conn.execute(
+                insert(s.authorization_codes).values(
+                    code_hash=code.code_hash,
+                    grant_id=grant.grant_id,
+                    client_id=code.client_id,
+                    redirect_uri=code.redirect_uri,
+                    redirect_uri_provided_explicitly=code.redirect_uri_provided_explicitly,
+                    code_challenge=code.code_challenge,
+                    scopes=_join(code.scopes),
+                    resource=code.resource,
+                    expires_at=code.expires_at,
+                    used_at=None,
+                )
+            )
+            await conn.execute(
+                update(s.clients)
+                .where(s.clients.c.client_id == grant.client_id, s.clients.c.used_at.is_(None))
+                .values(used_at=grant.created_at)
+            )
+
+    async def get_grant(self, grant_id: str) -> Grant | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(s.grants).where(s.grants.c.grant_id == grant_id))).first()
+        return None if row is None else _grant(row)
+
+    async def list_grants(self, *, github_user_id: int | None = None) -> list[Grant]:
+        query = select(s.grants).order_by(s.grants.c.created_at)
+        if github_user_id is not None:
+            query = query.where(s.grants.c.github_user_id == github_user_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_grant(row) for row in rows]
+
+    async def update_github_credentials(self, grant_id: str, credentials: GitHubCredentials) -> bool:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(s.grants)
+                .where(s.grants.c.grant_id == grant_id)
+                .values(
+                    github_token_enc=credentials.token_enc,
+                    github_token_expires_at=credentials.token_expires_at,
+                    github_refresh_token_enc=credentials.refresh_token_enc,
+                    github_refresh_expires_at=credentials.refresh_expires_at,
+                    github_scopes=_join(credentials.scopes),
+                    refresh_lease_until=None,
+                )
+            )
+        return result.rowcount == 1
+
+    async def acquire_refresh_lease(self, grant_id: str, *, until: int) -> bool:
+        """Take the grant's refresh lease unless another process holds an unexpired one."""
+        grants = s.grants
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(grants)
+                .where(
+                    grants.c.grant_id == grant_id,
+                    or_(grants.c.refresh_lease_until.is_(None), grants.c.refresh_lease_until <= self._now()),
+                )
+                .values(refresh_lease_until=until)
+            )
+        return result.rowcount == 1
+
+    async def release_refresh_lease(self, grant_id: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(update(s.grants).where(s.grants.c.grant_id == grant_id).values(refresh_lease_until=None))
+
+    async def delete_grant(self, grant_id: str) -> Grant | None:
+        """Revoke: delete the grant and (cascade) its codes and tokens. Returns what was deleted."""
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(select(s.grants).where(s.grants.c.grant_id == grant_id))).first()
+            if row is None:
+                return None
+            await _delete_grants(conn, [grant_id])
+        return _grant(row)
+
+    async def grant_has_live_tokens(self, grant_id: str) -> bool:
+        now = self._now()
+        async with self._engine.connect() as conn:
+            access = await conn.scalar(
+                select(func.count())
+                .select_from(s.access_tokens)
+                .where(s.access_tokens.c.grant_id == grant_id, s.access_tokens.c.expires_at > now)
+            )
+            refresh = await conn.scalar(
+                select(func.count())
+                .select_from(s.refresh_tokens)
+                .where(
+                    s.refresh_tokens.c.grant_id == grant_id,
+                    s.refresh_tokens.c.expires_at > now,
+                    s.refresh_tokens.c.rotated_at.is_(None),
+                )
+            )
+        return bool(access or refresh)
+
+    # Codes and tokens ------------------------------------------------------------------------
+
+    async def get_code(self, code_hash: str) -> CodeRecord | None:
+        table = s.authorization_codes
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(table).where(table.c.code_hash == code_hash))).first()
+        return None if row is None else _code(row)
+
+    async def consume_code(self, code_hash: str, tokens: TokenPair, *, client_id: str) -> bool:
+        """Mark the code used and store the tokens issued from it, atomically; False if already used."""
+        table = s.authorization_codes
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(table)
+                .where(table.c.code_hash == code_hash, table.c.used_at.is_(None))
+                .values(used_at=self._now())
+                .returning(table.c.grant_id)
+            )
+            grant_id = result.scalar_one_or_none()
+            if grant_id is None:
+                return False
+            await _insert_pair(conn, grant_id=grant_id, client_id=client_id, tokens=tokens, now=self._now())
+        return True
+
+    async def get_access_token(self, token_hash: str) -> AccessTokenRecord | None:
+        at, g = s.access_tokens, s.grants
+        query = (
+            select(
+                at.c.token_hash,
+                at.c.grant_id,
+                at.c.client_id,
+                at.c.scopes,
+                at.c.resource,
+                at.c.expires_at,
+                g.c.client_name,
+                g.c.github_user_id,
+                g.c.github_login,
+            )
+            .join(g, g.c.grant_id == at.c.grant_id)
+            .where(at.c.token_hash == token_hash)
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return AccessTokenRecord(
+            token_hash=row.token_hash,
+            grant_id=row.grant_id,
+            client_id=row.client_id,
+            client_name=row.client_name,
+            scopes=_scopes(row.scopes),
+            resource=row.resource,
+            expires_at=row.expires_at,
+            github_user_id=row.github_user_id,
+            github_login=row.github_login,
+        )
+
+    async def get_refresh_token(self, token_hash: str) -> RefreshTokenRecord | None:
+        table = s.refresh_tokens
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(table).where(table.c.token_hash == token_hash))).first()
+        if row is None:
+            return None
+        return RefreshTokenRecord(
+            token_hash=row.token_hash,
+            grant_id=row.grant_id,
+            client_id=row.client_id,
+            scopes=_scopes(row.scopes),
+            resource=row.resource,
+            expires_at=row.expires_at,
+            rotated_at=row.rotated_at,
+        )
+
+    async def rotate_refresh_token(self, token_hash: str, tokens: TokenPair) -> bool:
+        """Retire the refresh token and issue its successor pair, atomically; False if already used.
+
+        The grant's earlier access tokens are deleted with it: a grant has one live pair at a time.
+        """
+        table = s.refresh_tokens
+        now = self._now()
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(table)
+                .where(table.c.token_hash == token_hash, table.c.rotated_at.is_(None), table.c.expires_at > now)
+                .values(rotated_at=now)
+                .returning(table.c.grant_id, table.c.client_id)
+            )
+            row = result.first()
+            if row is None:
+                return False
+            await conn.execute(delete(s.access_tokens).where(s.access_tokens.c.grant_id == row.grant_id))
+            await _insert_pair(conn, grant_id=row.grant_id, client_id=row.client_id, tokens=tokens, now=now)
+        return True
+
+    async def delete_access_token(self, token_hash: str) -> str | None:
+        """Delete one access token; returns its grant id."""
+        table = s.access_tokens
+        async with self._engine.begin() as conn:
+            result = await conn.execute(delete(table).where(table.c.token_hash == token_hash).returning(table.c.grant_id))
+            return result.scalar_one_or_none()
+
+    # Housekeeping ----------------------------------------------------------------------------
+
+    async def purge_expired(self) -> PurgeCounts:
+        """Delete what can no longer be used, in small batches so traffic is never locked out."""
+        now = self._now()
+        counts: dict[str, int] = {}
+        targets: Sequence[tuple[str, Any, Any]] = (
+            ("pending_authorizations", s.pending_authorizations, s.pending_authorizations.c.expires_at < now),
+            ("authorization_codes", s.authorization_codes, s.authorization_codes.c.expires_at < now),
+            ("access_tokens", s.access_tokens, s.access_tokens.c.expires_at < now),
+            ("refresh_tokens", s.refresh_tokens, s.refresh_tokens.c.expires_at < now),
+            ("grants", s.grants, s.grants.c.expires_at < now),
+            (
+                "clients",
+                s.clients,
+                and_(s.clients.c.used_at.is_(None), s.clients.c.created_at < now - UNUSED_CLIENT_TTL),
+            ),
+        )
+        for name, table, condition in targets:
+            key = next(iter(table.primary_key.columns))
+            total = 0
+            while True:
+                async with self._engine.begin() as conn:
+                    batch = select(key).where(condition).limit(_PURGE_BATCH).scalar_subquery()
+                    result = await conn.execute(delete(table).where(key.in_(batch)))
+                total += result.rowcount
+                if result.rowcount < _PURGE_BATCH:
+                    break
+            counts[name] = total
+        return PurgeCounts(**counts)
+
+
+async def _insert_pair(conn: AsyncConnection, *, grant_id: str, client_id: str, tokens: TokenPair, now: int) -> None:
+    await conn.execute(
+        insert(s.access_tokens).values(
+            token_hash=tokens.access_hash,
+            grant_id=grant_id,
+            client_id=client_id,
+            scopes=_join(tokens.scopes),
+            resource=tokens.resource,
+            created_at=now,
+            expires_at=tokens.access_expires_at,
+        )
+    )
+    await conn.execute(
+        insert(s.refresh_tokens).values(
+            token_hash=tokens.refresh_hash,
+            grant_id=grant_id,
+            client_id=client_id,
+            scopes=_join(tokens.scopes),
+            resource=tokens.resource,
+            created_at=now,
+            expires_at=tokens.refresh_expires_at,
+            rotated_at=None,
+        )
+    )
+    # The grant lives as long as its newest refresh token.
+    await conn.execute(
+        update(s.grants)
+        .where(s.grants.c.grant_id == grant_id)
+        .values(
+            expires_at=case(
+                (s.grants.c.expires_at < tokens.refresh_expires_at, tokens.refresh_expires_at),
+                else_=s.grants.c.expires_at,
+            )
+        )
+    )
+
+
+async def _delete_grants(conn: AsyncConnection, grant_ids: list[str]) -> None:
+    if not grant_ids:
+        return
+    # Explicit child deletes, so revocation does not depend on the database enforcing cascades.
+    for table in (s.access_tokens, s.refresh_tokens, s.authorization_codes):
+        await conn.execute(delete(table).where(table.c.grant_id.in_(grant_ids)))
+    await conn.execute(delete(s.grants).where(s.grants.c.grant_id.in_(grant_ids)))
+
+
+def _client(row: Row[Any]) -> ClientRecord:
+    return ClientRecord(
+        client_id=row.client_id,
+        info=dict(row.info),
+        client_secret_enc=row.client_secret_enc,
+        created_at=row.created_at,
+        used_at=row.used_at,
+    )
+
+
+def _pending(row: Row[Any]) -> PendingAuthorization:
+    return PendingAuthorization(
+        request_hash=row.request_hash,
+        client_id=row.client_id,
+        redirect_uri=row.redirect_uri,
+        redirect_uri_provided_explicitly=row.redirect_uri_provided_explicitly,
+        code_challenge=row.code_challenge,
+        client_state=row.client_state,
+        scopes=_scopes(row.scopes),
+        resource=row.resource,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        upstream_state_hash=row.upstream_state_hash,
+        github_verifier_enc=row.github_verifier_enc,
+    )
+
+
+def _grant(row: Row[Any]) -> Grant:
+    return Grant(
+        grant_id=row.grant_id,
+        client_id=row.client_id,
+        client_name=row.client_name,
+        github_user_id=row.github_user_id,
+        github_login=row.github_login,
+        scopes=_scopes(row.scopes),
+        resource=row.resource,
+        github=GitHubCredentials(
+            token_enc=row.github_token_enc,
+            token_expires_at=row.github_token_expires_at,
+            refresh_token_enc=row.github_refresh_token_enc,
+            refresh_expires_at=row.github_refresh_expires_at,
+            scopes=_scopes(row.github_scopes),
+        ),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        refresh_lease_until=row.refresh_lease_until,
+    )
+
+
+def _code(row: Row[Any]) -> CodeRecord:
+    return CodeRecord(
+        code_hash=row.code_hash,
+        grant_id=row.grant_id,
+        client_id=row.client_id,
+        redirect_uri=row.redirect_uri,
+        redirect_uri_provided_explicitly=row.redirect_uri_provided_explicitly,
+        code_challenge=row.code_challenge,
+        scopes=_scopes(row.scopes),
+        resource=row.resource,
+        expires_at=row.expires_at,
+        used_at=row.used_at,
+    )

@@ -1,0 +1,114 @@
+"""What a GitHub-backed tool needs, in one import.
+
+A tool is one small module with one async function:
+
+    from auth_mcp.tools.kit import PersonsGitHub, scoped_tool
+
+    @scoped_tool(scopes=("user:email",), title="E-mail addresses")
+    async def get_user_emails(github: PersonsGitHub) -> Emails:
+        \"\"\"The signed-in person's e-mail addresses.\"\"\"
+        return Emails(emails=await github.get("/user/emails"))
+
+`github` is filled by the MCP SDK's resolver injection (never by the model): a client for
+GitHub's REST API acting as the person whose MCP token made this call, with their GitHub token,
+which never leaves the server. `scopes` are the MCP scopes the tool needs; they are checked at
+the HTTP layer (403 insufficient_scope, so clients can step up), again here, listed in the
+tool's description and `_meta`, and asked of GitHub at login. Add the function to `ALL_TOOLS`
+in `auth_mcp/tools/__init__.py`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import Resolve
+
+from auth_mcp.clock import Clock
+from auth_mcp.crypto import Keyring
+from auth_mcp.github.client import GitHub
+from auth_mcp.github.models import GitHubError
+from auth_mcp.github.person import PersonGitHub
+from auth_mcp.revocation import Revoker
+from auth_mcp.storage.store import Store
+from auth_mcp.verifier import McpAccessToken
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+SCOPES_META_KEY = "io.github.auth-mcp/requiredScopes"
+
+
+@dataclass(frozen=True)
+class ToolServices:
+    """What tools reach through the MCP server's lifespan context (built once in app.py)."""
+
+    store: Store
+    keyring: Keyring
+    github: GitHub
+    revoker: Revoker
+    clock: Clock
+
+
+def caller() -> McpAccessToken:
+    """The verified MCP token of the current call (set by bearer.py for every request)."""
+    token = get_access_token()
+    if not isinstance(token, McpAccessToken):
+        raise ToolError("This tool needs an authenticated caller")
+    return token
+
+
+async def _persons_github(ctx: Context) -> PersonGitHub:
+    services: ToolServices = ctx.request_context.lifespan_context
+    return PersonGitHub(
+        grant_id=caller().grant_id,
+        store=services.store,
+        keyring=services.keyring,
+        github=services.github,
+        revoker=services.revoker,
+        clock=services.clock,
+    )
+
+
+PersonsGitHub = Annotated[PersonGitHub, Resolve(_persons_github)]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    fn: Callable[..., Awaitable[Any]]
+    scopes: tuple[str, ...]
+    title: str
+
+    @property
+    def name(self) -> str:
+        return self.fn.__name__
+
+    @property
+    def description(self) -> str:
+        doc = " ".join((self.fn.__doc__ or "").split())
+        return f"{doc} Requires the scope {' and '.join(self.scopes)}."
+
+
+def scoped_tool(*, scopes: tuple[str, ...], title: str) -> Callable[[Callable[P, Awaitable[R]]], ToolSpec]:
+    """Declare a tool: its required MCP scopes, and GitHub failures turned into tool errors that
+    say what happened (rate limit and when to retry, SSO, a dead grant) instead of a traceback."""
+
+    def declare(fn: Callable[P, Awaitable[R]]) -> ToolSpec:
+        @functools.wraps(fn)
+        async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            missing = [scope for scope in scopes if scope not in caller().scopes]
+            if missing:
+                raise ToolError(f"insufficient_scope: this tool needs {' '.join(missing)}; authorize again with it")
+            try:
+                return await fn(*args, **kwargs)
+            except GitHubError as exc:
+                raise ToolError(str(exc)) from None
+
+        return ToolSpec(fn=guarded, scopes=scopes, title=title)
+
+    return declare

@@ -1,0 +1,16 @@
+"""A clock tests move by hand, instead of sleeping."""
+
+from __future__ import annotations
+
+import time
+
+
+class FakeClock:
+    def __init__(self, start: float | None = None) -> None:
+        self._now = start if start is not None else time.time()
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
