@@ -28,12 +28,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from auth_mcp.access_log import AccessLog
 from auth_mcp.access_policy import AccessPolicy
 from auth_mcp.audience import Audience
 from auth_mcp.bearer import BearerGuard
 from auth_mcp.browser import BrowserBinding
 from auth_mcp.callback import GitHubCallback
+from auth_mcp.cimd import MetadataDocumentClients
 from auth_mcp.clock import Clock, SystemClock
 from auth_mcp.consent import Consent
 from auth_mcp.crypto import Keyring, load_or_create_key_file
@@ -43,6 +46,7 @@ from auth_mcp.github.devserver import DevGitHub, DevGitHubOptions
 from auth_mcp.oauth_endpoints import AuthorizeEndpoint, RevokeEndpoint, TokenEndpoint
 from auth_mcp.pages import Pages
 from auth_mcp.provider import AuthServerProvider, ClientDirectory
+from auth_mcp.rate_limit import RateLimit, default_limits
 from auth_mcp.revocation import Revoker
 from auth_mcp.settings import DEFAULT_SCOPE, SUPPORTED_SCOPES, Settings
 from auth_mcp.storage.engine import create_engine
@@ -138,11 +142,13 @@ def create_app(
     clock: Clock | None = None,
     github_http: httpx.AsyncClient | None = None,
     dev_github_options: DevGitHubOptions | None = None,
+    metadata_documents: MetadataDocumentClients | None = None,
 ) -> Starlette:
     """Build the whole server. Fails fast (ValueError) on configuration it cannot serve.
 
-    `github_http` replaces the HTTP client used to reach GitHub (tests); `dev_github_options`
-    tunes the built-in GitHub stand-in in dev mode (tests).
+    Tests replace the HTTP client used to reach GitHub (`github_http`), tune the built-in
+    GitHub stand-in (`dev_github_options`), or give the metadata-document fetcher a fake
+    network (`metadata_documents`).
     """
     clock = clock or SystemClock()
     issuer = settings.issuer
@@ -180,7 +186,8 @@ def create_app(
     revoker = Revoker(
         store=store, verifier=verifier, github=github, keyring=keyring, revoke_at_github=settings.revoke_github_tokens
     )
-    clients = ClientDirectory(store=store, keyring=keyring)
+    documents = metadata_documents or MetadataDocumentClients(clock=clock)
+    clients = ClientDirectory(store=store, keyring=keyring, documents=documents)
     provider = AuthServerProvider(
         store=store,
         clients=clients,
@@ -273,6 +280,7 @@ def create_app(
 
     routes = _oauth_routes(
         provider=provider,
+        clients=clients,
         issuer=issuer,
         audience=audience,
         pages=pages,
@@ -304,9 +312,19 @@ def create_app(
                 await purger
             if github_http is None:
                 await http.aclose()
+            if metadata_documents is None:
+                await documents.aclose()
             await engine.dispose()
 
-    middleware = [
+    middleware = []
+    if settings.trusted_proxies:
+        # X-Forwarded-For / -Proto only from the configured proxies (uvicorn's implementation).
+        middleware.append(Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies)))
+    # One log line per request, with the path but never the query string.
+    middleware.append(Middleware(AccessLog))
+    if settings.rate_limit_per_minute:
+        middleware.append(Middleware(RateLimit, limits=default_limits(settings.rate_limit_per_minute), clock=clock))
+    middleware += [
         Middleware(_PathCors, origins=list(settings.allowed_origins), paths=protected),
         Middleware(
             DnsRebindingGuard,
@@ -331,7 +349,13 @@ def create_app(
 
 
 def _oauth_routes(
-    *, provider: AuthServerProvider, issuer: str, audience: Audience, pages: Pages, resource_scopes: list[str]
+    *,
+    provider: AuthServerProvider,
+    clients: ClientDirectory,
+    issuer: str,
+    audience: Audience,
+    pages: Pages,
+    resource_scopes: list[str],
 ) -> list[BaseRoute]:
     metadata = build_metadata(
         issuer,  # type: ignore[arg-type]  # a str keeps the issuer exact (no trailing slash)
@@ -346,6 +370,7 @@ def _oauth_routes(
             "revocation_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
             # RFC 9207 §3: every authorization response carries iss.
             "authorization_response_iss_parameter_supported": True,
+            "client_id_metadata_document_supported": True,
         }
     )
     resource_metadata = ProtectedResourceMetadata(
@@ -369,7 +394,7 @@ def _oauth_routes(
         Route("/.well-known/oauth-protected-resource", prm, methods=["GET", "OPTIONS"]),
         Route(
             "/authorize",
-            _limited(AuthorizeEndpoint(provider=provider, issuer=issuer, pages=pages), OAUTH_BODY_LIMIT),
+            _limited(AuthorizeEndpoint(provider=provider, clients=clients, issuer=issuer, pages=pages), OAUTH_BODY_LIMIT),
             methods=["GET", "POST"],
         ),
         Route("/token", _public(_limited(TokenEndpoint(provider=provider, audience=audience), OAUTH_BODY_LIMIT), post), methods=post),

@@ -137,7 +137,7 @@ class BearerGuard:
             scope=scope_value or self._default_scope,
             resource_metadata=self._resource_metadata_url,
         )
-        body = {"error": error or "invalid_request", "error_description": description}
+        body = {"error": error or "invalid_token", "error_description": description}
         await _send_json(send, status, body, extra_headers=[(b"www-authenticate", challenge.encode())])
 
 

@@ -12,7 +12,6 @@ import uvicorn
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
-from auth_mcp.access_log import AccessLog
 from auth_mcp.app import create_app, key_file_path
 from auth_mcp.settings import Settings
 from auth_mcp.storage.engine import create_engine
@@ -118,7 +117,7 @@ def serve(settings: Settings) -> None:
             "  ==================================================================",
         )
     uvicorn.run(
-        AccessLog(app),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 
 from auth_mcp.audience import Audience
 from auth_mcp.pages import Pages
-from auth_mcp.provider import CONSENT_PATH, AuthServerProvider
+from auth_mcp.provider import CONSENT_PATH, AuthServerProvider, ClientDirectory
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _GRANT_TYPES = frozenset({"authorization_code", "refresh_token"})
@@ -36,13 +36,28 @@ def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
 
 
 class AuthorizeEndpoint:
-    def __init__(self, *, provider: AuthServerProvider, issuer: str, pages: Pages) -> None:
+    def __init__(self, *, provider: AuthServerProvider, clients: ClientDirectory, issuer: str, pages: Pages) -> None:
         self._handler = AuthorizationHandler(provider)
+        self._clients = clients
         self._issuer = issuer
         self._consent_url = issuer + CONSENT_PATH
         self._pages = pages
 
     async def __call__(self, request: Request) -> Response:
+        params = request.query_params if request.method == "GET" else await request.form()
+        client_id = params.get("client_id")
+        if isinstance(client_id, str) and client_id.startswith("https://"):
+            # A metadata-document client that cannot be resolved: say why (the SDK would only
+            # say "not found"), on a page, since its redirect URIs are unknown.
+            problem = await self._clients.problem(client_id)
+            if problem is not None:
+                return self._pages.error(
+                    status_code=400,
+                    title="This application cannot sign in here",
+                    message=problem,
+                    hint="No redirect was made. Tell the application's developers.",
+                    error="invalid_client",
+                )
         response = await self._handler.handle(request)
         location = response.headers.get("location")
         if response.status_code in (302, 303) and location and not location.startswith(self._consent_url + "?"):

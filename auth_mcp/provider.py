@@ -24,6 +24,7 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
 from auth_mcp import tokens
 from auth_mcp.audience import Audience
+from auth_mcp.cimd import ClientMetadataError, MetadataDocumentClients, is_metadata_document_url
 from auth_mcp.clients import RegisteredClient, check_registration
 from auth_mcp.clock import Clock
 from auth_mcp.crypto import DecryptionError, Keyring
@@ -47,14 +48,31 @@ class GrantAuthorizationCode(AuthorizationCode):
 
 
 class ClientDirectory:
-    """Where client records come from: registrations in the store (and, for URL client ids,
-    their metadata documents: see cimd.py)."""
+    """Where client records come from: registrations in the store, and for URL client ids their
+    metadata documents (cimd.py)."""
 
-    def __init__(self, *, store: Store, keyring: Keyring) -> None:
+    def __init__(self, *, store: Store, keyring: Keyring, documents: MetadataDocumentClients | None) -> None:
         self._store = store
         self._keyring = keyring
+        self._documents = documents
+
+    async def problem(self, client_id: str) -> str | None:
+        """Why `client_id` cannot be used, in words for the person; None if it can."""
+        if self._documents is not None and is_metadata_document_url(client_id):
+            try:
+                await self._documents.get(client_id)
+            except ClientMetadataError as exc:
+                return f"The application's client metadata document cannot be used: {exc}"
+            return None
+        return None if await self.get(client_id) is not None else "The application is not registered with this server."
 
     async def get(self, client_id: str) -> RegisteredClient | None:
+        if self._documents is not None and is_metadata_document_url(client_id):
+            try:
+                return await self._documents.get(client_id)
+            except ClientMetadataError as exc:
+                logger.info("metadata-document client %s refused: %s", client_id, exc)
+                return None
         record = await self._store.get_client(client_id)
         if record is None:
             return None

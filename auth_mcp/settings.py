@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     # Peers (IPs or CIDRs) whose X-Forwarded-For / X-Forwarded-Proto we believe. Empty: none.
     trusted_proxies: CommaList = Field(default_factory=list)
 
+    # Requests per minute per client IP on /token, /authorize, /consent, /github/callback and
+    # /revoke; /register gets a quarter. 0 turns rate limiting off.
+    rate_limit_per_minute: int = Field(default=120, ge=0)
+
     # Logging out also revokes the person's token at GitHub.
     revoke_github_tokens: bool = True
 

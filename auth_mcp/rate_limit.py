@@ -1,0 +1,105 @@
+"""Per-client-IP rate limits on the endpoints strangers can call without a token.
+
+Token buckets in process memory: each replica limits what it sees (with N replicas behind a
+round-robin balancer a client gets at most N times the budget, which still bounds abuse). The
+client address is the TCP peer, or the `X-Forwarded-For` entry added by a proxy listed in
+`AUTH_MCP_TRUSTED_PROXIES` (uvicorn's ProxyHeadersMiddleware, installed in app.py); a header
+from anyone else is ignored, so it cannot be forged to dodge the limit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from auth_mcp.clock import Clock
+
+MAX_TRACKED_CLIENTS = 100_000
+
+
+@dataclass(frozen=True)
+class Limit:
+    per_minute: float
+
+    @property
+    def capacity(self) -> float:
+        return self.per_minute
+
+    @property
+    def refill_per_second(self) -> float:
+        return self.per_minute / 60.0
+
+
+def default_limits(per_minute: int) -> dict[str, Limit]:
+    """Budgets per path. Registration is the cheapest to abuse (it stores rows), so it gets least."""
+    return {
+        "/register": Limit(max(per_minute / 4, 1)),
+        "/token": Limit(per_minute),
+        "/revoke": Limit(per_minute),
+        "/authorize": Limit(per_minute),
+        "/consent": Limit(per_minute),
+        "/github/callback": Limit(per_minute),
+    }
+
+
+class TokenBuckets:
+    def __init__(self, *, clock: Clock) -> None:
+        self._clock = clock
+        self._buckets: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
+
+    def take(self, key: tuple[str, str], limit: Limit) -> float:
+        """Spend one token; returns 0 if allowed, else the seconds until one is available."""
+        now = self._clock.now()
+        tokens, updated = self._buckets.get(key, (limit.capacity, now))
+        tokens = min(limit.capacity, tokens + (now - updated) * limit.refill_per_second)
+        if tokens >= 1:
+            self._buckets[key] = (tokens - 1, now)
+            self._buckets.move_to_end(key)
+            while len(self._buckets) > MAX_TRACKED_CLIENTS:
+                self._buckets.popitem(last=False)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1 - tokens) / limit.refill_per_second
+
+
+class RateLimit:
+    """ASGI middleware answering 429 with `Retry-After` once a client IP's bucket is empty."""
+
+    def __init__(self, app: ASGIApp, *, limits: Mapping[str, Limit], clock: Clock) -> None:
+        self._app = app
+        self._limits = dict(limits)
+        self._buckets = TokenBuckets(clock=clock)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self._limits.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if limit is None or scope["method"] == "OPTIONS":
+            await self._app(scope, receive, send)
+            return
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        wait = self._buckets.take((address, scope["path"]), limit)
+        if wait <= 0:
+            await self._app(scope, receive, send)
+            return
+        retry_after = str(max(1, math.ceil(wait)))
+        body = json.dumps(
+            {"error": "temporarily_unavailable", "error_description": f"Too many requests; retry in {retry_after} seconds"}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", retry_after.encode()),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
