@@ -8,11 +8,15 @@ closed, and the reason says so.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from auth_mcp.github.client import GitHub
-from auth_mcp.github.models import GitHubForbidden, GitHubUser
+from auth_mcp.github.models import GitHubForbidden, GitHubUser, OrgMembership
+from auth_mcp.github.person import PersonGitHub
+from auth_mcp.storage.store import Store
+
+MembershipLookup = Callable[[str], Awaitable[OrgMembership | None]]
+"""org -> the person's membership (None if not a member), asked with the person's own token."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +43,7 @@ class AccessPolicy:
         """GitHub scopes the policy itself needs: membership checks need read:org."""
         return ("read:org",) if self._orgs else ()
 
-    async def decide(self, *, github: GitHub, token: str, user: GitHubUser) -> Decision:
+    async def decide(self, *, user: GitHubUser, membership: MembershipLookup) -> Decision:
         """Raises `GitHubUnavailable` when GitHub cannot answer: that is not a denial."""
         if not self.restricted:
             return ALLOWED
@@ -48,11 +52,11 @@ class AccessPolicy:
         hidden: list[str] = []
         for org in self._orgs:
             try:
-                membership = await github.get_org_membership(token, org)
+                member = await membership(org)
             except GitHubForbidden as exc:
                 hidden.append(f"{org}: {exc}")
                 continue
-            if membership is not None and membership.state == "active":
+            if member is not None and member.state == "active":
                 return ALLOWED
         who = f"GitHub user {user.login}"
         if hidden:
@@ -68,3 +72,23 @@ class AccessPolicy:
                 f"{', '.join(self._orgs)}",
             )
         return Decision(False, f"{who} is not in this server's list of allowed users")
+
+
+class MembershipRecheck:
+    """The policy again, for a grant at refresh time, asked with the person's own GitHub token."""
+
+    def __init__(self, *, policy: AccessPolicy, store: Store, people: Callable[[str], PersonGitHub]) -> None:
+        self._policy = policy
+        self._store = store
+        self._people = people
+
+    async def __call__(self, grant_id: str) -> Decision:
+        """Raises `GitHubUnavailable`, or `GrantEnded` when GitHub no longer accepts the grant."""
+        if not self._policy.restricted:
+            return ALLOWED
+        grant = await self._store.get_grant(grant_id)
+        if grant is None:
+            return Decision(False, "the authorization was revoked")
+        person = self._people(grant_id)
+        user = GitHubUser(id=grant.github_user_id, login=grant.github_login)
+        return await self._policy.decide(user=user, membership=person.org_membership)

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from auth_mcp.access_log import AccessLog
-from auth_mcp.access_policy import AccessPolicy
+from auth_mcp.access_policy import AccessPolicy, MembershipRecheck
 from auth_mcp.audience import Audience
 from auth_mcp.bearer import BearerGuard
 from auth_mcp.browser import BrowserBinding
@@ -43,6 +43,7 @@ from auth_mcp.crypto import Keyring, load_or_create_key_file
 from auth_mcp.dns_rebinding import DnsRebindingGuard
 from auth_mcp.github.client import DEFAULT_TIMEOUT, GitHubClient
 from auth_mcp.github.devserver import DevGitHub, DevGitHubOptions
+from auth_mcp.github.person import PersonGitHub
 from auth_mcp.oauth_endpoints import AuthorizeEndpoint, RevokeEndpoint, TokenEndpoint
 from auth_mcp.pages import Pages
 from auth_mcp.provider import AuthServerProvider, ClientDirectory
@@ -188,6 +189,11 @@ def create_app(
     )
     documents = metadata_documents or MetadataDocumentClients(clock=clock)
     clients = ClientDirectory(store=store, keyring=keyring, documents=documents)
+    policy = AccessPolicy(allowed_users=settings.allowed_users, allowed_orgs=settings.allowed_orgs)
+
+    def person(grant_id: str) -> PersonGitHub:
+        return PersonGitHub(grant_id=grant_id, store=store, keyring=keyring, github=github, revoker=revoker, clock=clock)
+
     provider = AuthServerProvider(
         store=store,
         clients=clients,
@@ -198,8 +204,8 @@ def create_app(
         issuer=issuer,
         access_token_ttl=settings.access_token_ttl,
         refresh_token_ttl=settings.refresh_token_ttl,
+        recheck=MembershipRecheck(policy=policy, store=store, people=person) if policy.restricted else None,
     )
-    policy = AccessPolicy(allowed_users=settings.allowed_users, allowed_orgs=settings.allowed_orgs)
     browser = BrowserBinding(keyring=keyring, secure=urlsplit(issuer).scheme == "https")
 
     def github_scopes(mcp_scopes: Any) -> list[str]:
@@ -232,7 +238,7 @@ def create_app(
     )
 
     # The MCP server and its tools.
-    tool_services = ToolServices(store=store, keyring=keyring, github=github, revoker=revoker, clock=clock)
+    tool_services = ToolServices(people=person)
 
     @contextlib.asynccontextmanager
     async def tool_lifespan(_server: MCPServer[ToolServices]) -> AsyncIterator[ToolServices]:

@@ -153,7 +153,9 @@ class GitHubCallback:
         token = github_tokens.access_token.get_secret_value()
         try:
             user = await self._identify(token)
-            decision = await self._policy.decide(github=self._github, token=token, user=user)
+            decision = await self._policy.decide(
+                user=user, membership=lambda org: self._github.get_org_membership(token, org)
+            )
         except _LoginFailed:
             await self._forget(token)
             raise

@@ -11,6 +11,7 @@ the code it later loads.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
 from mcp.server.auth.provider import (
@@ -23,11 +24,14 @@ from mcp.server.auth.provider import (
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
 from auth_mcp import tokens
+from auth_mcp.access_policy import Decision
 from auth_mcp.audience import Audience
 from auth_mcp.cimd import ClientMetadataError, MetadataDocumentClients, is_metadata_document_url
 from auth_mcp.clients import RegisteredClient, check_registration
 from auth_mcp.clock import Clock
 from auth_mcp.crypto import DecryptionError, Keyring
+from auth_mcp.github.models import GitHubError
+from auth_mcp.github.person import GrantEnded
 from auth_mcp.revocation import Revoker
 from auth_mcp.settings import DEFAULT_SCOPE
 from auth_mcp.storage.records import ClientRecord, PendingAuthorization, TokenPair
@@ -37,6 +41,9 @@ from auth_mcp.verifier import CachedVerifier, McpAccessToken
 logger = logging.getLogger(__name__)
 
 CONSENT_PATH = "/consent"
+
+Recheck = Callable[[str], Awaitable[Decision]]
+"""grant id -> is the person still allowed in (access_policy.MembershipRecheck)."""
 
 
 class GrantRefreshToken(RefreshToken):
@@ -109,7 +116,9 @@ class AuthServerProvider:
         issuer: str,
         access_token_ttl: int,
         refresh_token_ttl: int,
+        recheck: Recheck | None = None,
     ) -> None:
+        self._recheck = recheck
         self._store = store
         self._clients = clients
         self._verifier = verifier
@@ -223,6 +232,7 @@ class AuthServerProvider:
     async def exchange_refresh_token(
         self, client: OAuthClientInformationFull, refresh_token: GrantRefreshToken, scopes: list[str]
     ) -> OAuthToken:
+        await self._check_still_allowed(refresh_token.grant_id)
         access, refresh, pair = self._mint(scopes, refresh_token.resource or self._audience.canonical)
         won = await self._store.rotate_refresh_token(tokens.token_hash(refresh_token.token), pair)
         # The grant's previous access token is gone either way.
@@ -234,6 +244,21 @@ class AuthServerProvider:
             raise TokenError("invalid_grant", "refresh token was already used")
         await self._revoker.announce(refresh_token.grant_id)
         return self._token_response(access, refresh, pair)
+
+    async def _check_still_allowed(self, grant_id: str) -> None:
+        """The access policy again, so that leaving an allowed org ends access within one refresh."""
+        if self._recheck is None:
+            return
+        try:
+            decision = await self._recheck(grant_id)
+        except GrantEnded as exc:
+            raise TokenError("invalid_grant", str(exc)) from None
+        except GitHubError as exc:
+            # Fail closed, but keep the grant: the client may try again once GitHub answers.
+            raise TokenError("invalid_grant", f"could not confirm with GitHub that access is still allowed: {exc}") from None
+        if not decision.allowed:
+            await self._revoker.revoke_grant(grant_id, reason=f"no longer allowed: {decision.reason}", at_github=True)
+            raise TokenError("invalid_grant", decision.reason)
 
     # Verification and revocation ---------------------------------------------------------------
 

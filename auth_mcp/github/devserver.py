@@ -112,6 +112,11 @@ class DevGitHub:
         """What the person does on github.com when they revoke the app."""
         self._revoked_before[login.lower()] = int(self._clock.now()) + 1
 
+    def rate_limit_used(self, login: str) -> int:
+        """Requests counted against the person's hourly limit (304s are not counted)."""
+        usage = self._usage.get(login.lower())
+        return usage.used if usage is not None else 0
+
     def issue_token_for(self, login: str, scopes: tuple[str, ...] = ("read:user",)) -> str:
         """A valid token without the web flow (tests that need a GitHub token in hand)."""
         return self._mint_tokens(login, scopes)["access_token"]
@@ -258,8 +263,12 @@ class DevGitHub:
 
     # REST API --------------------------------------------------------------------------------
 
+    def _record(self, request: Request) -> None:
+        # Paths as GitHub would see them, whatever the stand-in is mounted under.
+        self.calls.append((request.method, request.url.path.removeprefix(request.scope.get("root_path", ""))))
+
     def _authenticate(self, request: Request) -> dict[str, Any] | Response:
-        self.calls.append((request.method, request.url.path))
+        self._record(request)
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() not in ("bearer", "token") or not token:
@@ -412,7 +421,7 @@ class DevGitHub:
         )
 
     async def _revoke_token(self, request: Request) -> Response:
-        self.calls.append((request.method, request.url.path))
+        self._record(request)
         if request.path_params["client_id"] != self.options.client_id or not self._app_auth(request):
             return _api_error(404, "Not Found")
         try:
@@ -426,7 +435,7 @@ class DevGitHub:
         return Response(status_code=204)
 
     async def _revoke_grant(self, request: Request) -> Response:
-        self.calls.append((request.method, request.url.path))
+        self._record(request)
         if request.path_params["client_id"] != self.options.client_id or not self._app_auth(request):
             return _api_error(404, "Not Found")
         try:

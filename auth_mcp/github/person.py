@@ -15,11 +15,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from auth_mcp.clock import Clock
 from auth_mcp.crypto import DecryptionError, Keyring
 from auth_mcp.github.client import GitHub
-from auth_mcp.github.models import GitHubError, GitHubOAuthError, GitHubTokens, GitHubUnauthorized, GitHubUnavailable
+from auth_mcp.github.models import (
+    GitHubError,
+    GitHubNotFound,
+    GitHubOAuthError,
+    GitHubTokens,
+    GitHubUnauthorized,
+    GitHubUnavailable,
+    OrgMembership,
+)
 from auth_mcp.revocation import Revoker
 from auth_mcp.storage.records import GitHubCredentials, Grant
 from auth_mcp.storage.store import Store
@@ -66,6 +75,14 @@ class PersonGitHub:
             except GitHubUnauthorized:
                 await self._end("GitHub no longer accepts the token, even after refreshing it")
                 raise  # unreachable: _end raises
+
+    async def org_membership(self, org: str) -> OrgMembership | None:
+        """The person's membership of `org`, or None if they are not a member."""
+        try:
+            body = await self.get(f"/user/memberships/orgs/{quote(org, safe='')}")
+        except GitHubNotFound:
+            return None
+        return OrgMembership.model_validate(body)
 
     async def _load(self) -> Grant:
         grant = await self._store.get_grant(self._grant_id)

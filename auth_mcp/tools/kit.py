@@ -29,13 +29,8 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Resolve
 
-from auth_mcp.clock import Clock
-from auth_mcp.crypto import Keyring
-from auth_mcp.github.client import GitHub
 from auth_mcp.github.models import GitHubError
 from auth_mcp.github.person import PersonGitHub
-from auth_mcp.revocation import Revoker
-from auth_mcp.storage.store import Store
 from auth_mcp.verifier import McpAccessToken
 
 P = ParamSpec("P")
@@ -48,11 +43,7 @@ SCOPES_META_KEY = "io.github.auth-mcp/requiredScopes"
 class ToolServices:
     """What tools reach through the MCP server's lifespan context (built once in app.py)."""
 
-    store: Store
-    keyring: Keyring
-    github: GitHub
-    revoker: Revoker
-    clock: Clock
+    people: Callable[[str], PersonGitHub]  # grant id -> GitHub as that person
 
 
 def caller() -> McpAccessToken:
@@ -65,14 +56,7 @@ def caller() -> McpAccessToken:
 
 async def _persons_github(ctx: Context) -> PersonGitHub:
     services: ToolServices = ctx.request_context.lifespan_context
-    return PersonGitHub(
-        grant_id=caller().grant_id,
-        store=services.store,
-        keyring=services.keyring,
-        github=services.github,
-        revoker=services.revoker,
-        clock=services.clock,
-    )
+    return services.people(caller().grant_id)
 
 
 PersonsGitHub = Annotated[PersonGitHub, Resolve(_persons_github)]

@@ -1,0 +1,390 @@
+"""Throughput of an authenticated `whoami` call against the same MCP server without auth.
+
+Method
+------
+1. Start auth-mcp the way users do, `python -m auth_mcp --port P`, in a temporary directory with
+   a fresh SQLite database, dev mode (no GitHub credentials: the built-in GitHub stand-in),
+   `AUTH_MCP_SERVER_URL=http://127.0.0.1:P` and `AUTH_MCP_LOG_LEVEL=WARNING`.
+2. Get a real access token over HTTP: dynamic registration, /authorize with PKCE, the consent
+   page and the GitHub stand-in's login page (scripted, cookie jar, redirects followed by hand),
+   then /token.
+3. Start the baseline: this script with `--serve-baseline`, a plain `MCPServer` whose `whoami`
+   tool returns a constant pydantic model with the same fields, served by
+   `streamable_http_app(stateless_http=True, json_response=True)` under uvicorn, no auth.
+4. Check one call on each server: HTTP 200 and a result that is not an error.
+5. Warm both up, then run interleaved rounds (auth, no-auth, auth, no-auth, ...) of `wrk`, each
+   a stateless MCP 2026-07-28 `tools/call` POST to /mcp over N keep-alive connections. The
+   wrk script checks every response (status 200 and `"isError":false` in the body).
+6. Once more with a server at the default log level (INFO: one access-log line per request),
+   one auth round and one no-auth round, to show what logging costs.
+
+Each server is one uvicorn worker; the servers and wrk share this machine's cores.
+Results: a table on stdout and bench/results/whoami-<timestamp>.json. Exit status 1 if any
+request failed (non-200, error result, socket error) or a server misbehaved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import httpx
+from pydantic import BaseModel
+
+from tests.support.forms import parse_forms
+from tests.support.oauth import pkce
+
+BENCH_DIR = Path(__file__).resolve().parent
+REDIRECT_URI = "http://127.0.0.1:9/cb"
+TARGET_RATIO = 0.90
+MAX_HOPS = 20
+START_TIMEOUT = 30.0
+
+CALL_HEADERS = {
+    "Content-Type": "application/json",
+    "Accept": "application/json, text/event-stream",
+    "MCP-Protocol-Version": "2026-07-28",
+    "Mcp-Method": "tools/call",
+    "Mcp-Name": "whoami",
+}
+CALL_BODY = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {
+            "name": "whoami",
+            "arguments": {},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"},
+                "io.modelcontextprotocol/clientCapabilities": {},
+            },
+        },
+    },
+    separators=(",", ":"),
+)
+
+# wrk script: the request, a per-thread count of bad responses, and a JSON summary line.
+LUA_TEMPLATE = """
+wrk.method = "POST"
+wrk.body = [==[{body}]==]
+{headers}
+local threads = {{}}
+function setup(thread) table.insert(threads, thread) end
+function init(args) bad = 0 end
+function response(status, headers, body)
+  if status ~= 200 or not string.find(body, '"isError":false', 1, true) then bad = bad + 1 end
+end
+function done(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do total = total + t:get("bad") end
+  local e = summary.errors
+  io.write(string.format('BENCH {{"requests":%d,"bad":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,'
+    .. '"p50_ms":%.2f,"p99_ms":%.2f}}\\n', summary.requests, total, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+class BenchError(Exception):
+    pass
+
+
+class WhoAmI(BaseModel):
+    """The baseline's answer: the same fields as auth_mcp.tools.whoami.WhoAmI."""
+
+    login: str
+    id: int
+    client_id: str
+    client_name: str | None
+    scopes: list[str]
+    expires_at: int | None
+    expires_at_iso: str | None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def server(cmd: list[str], *, port: int, env: dict[str, str], cwd: Path, log: Path) -> Iterator[str]:
+    """Run a server subprocess until the block ends; yields its base URL once it answers HTTP."""
+    base = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                raise BenchError(f"server exited with {proc.returncode}; log:\n{log.read_text()[-2000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                httpx.get(base + "/", timeout=1)
+                break
+            if time.monotonic() > deadline:
+                raise BenchError(f"server on port {port} did not start within {START_TIMEOUT}s")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=25)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def auth_server(workdir: Path, log_level: str) -> Iterator[str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH_MCP_")}
+    env |= {
+        "AUTH_MCP_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bench.db",
+        "AUTH_MCP_SERVER_URL": f"http://127.0.0.1:{port}",
+        "AUTH_MCP_LOG_LEVEL": log_level,
+    }
+    cmd = [sys.executable, "-m", "auth_mcp", "--port", str(port)]
+    with server(cmd, port=port, env=env, cwd=workdir, log=workdir / "server.log") as base:
+        yield base
+
+
+@contextlib.contextmanager
+def baseline_server(workdir: Path) -> Iterator[str]:
+    port = free_port()
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-baseline", str(port)]
+    with server(cmd, port=port, env=dict(os.environ), cwd=workdir, log=workdir / "baseline.log") as base:
+        yield base
+
+
+def get_token(base: str) -> str:
+    """The whole OAuth flow over HTTP, as an MCP client plus a person in a browser would do it."""
+    resource = base + "/mcp"
+    with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as http:
+        reg = http.post(
+            "/register",
+            json={
+                "client_name": "bench",
+                "redirect_uris": [REDIRECT_URI],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "response_types": ["code"],
+                "token_endpoint_auth_method": "none",
+            },
+        )
+        if reg.status_code != 201:
+            raise BenchError(f"/register: HTTP {reg.status_code} {reg.text[:300]}")
+        client_id = reg.json()["client_id"]
+        verifier, challenge = pkce()
+        params = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": REDIRECT_URI,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "state": "bench-state",
+            "resource": resource,
+            "scope": "read:user",
+        }
+        url, method, data = str(http.build_request("GET", "/authorize", params=params).url), "GET", None
+        for _ in range(MAX_HOPS):
+            if url.startswith(REDIRECT_URI):
+                break
+            response = http.request(method, url, data=data)
+            method, data = "GET", None
+            if response.is_redirect:
+                url = urljoin(url, response.headers["location"])
+                continue
+            forms = parse_forms(response.text) if response.status_code == 200 else []
+            if not forms:
+                raise BenchError(f"stuck at {url}: HTTP {response.status_code} {response.text[:300]}")
+            form = forms[0]
+            if "csrf" in form.fields:  # our consent page
+                data = {**form.fields, "decision": "approve"}
+            elif "login" in form.fields:  # the GitHub stand-in's login page
+                data = {**form.fields, "login": "bench", "decision": "authorize"}
+            else:
+                raise BenchError(f"unknown form at {url}")
+            url, method = urljoin(url, form.action), form.method.upper()
+        else:
+            raise BenchError(f"more than {MAX_HOPS} hops without reaching {REDIRECT_URI}")
+        query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+        if "code" not in query or query.get("state") != "bench-state":
+            raise BenchError(f"authorization failed: {query}")
+        token = http.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": query["code"],
+                "redirect_uri": REDIRECT_URI,
+                "client_id": client_id,
+                "code_verifier": verifier,
+                "resource": resource,
+            },
+        )
+        if token.status_code != 200:
+            raise BenchError(f"/token: HTTP {token.status_code} {token.text[:300]}")
+        return token.json()["access_token"]
+
+
+def check_call(base: str, headers: dict[str, str]) -> dict:
+    """One whoami call; fails loudly unless it is HTTP 200 with a successful result."""
+    response = httpx.post(base + "/mcp", content=CALL_BODY, headers=headers, timeout=10)
+    result = response.json().get("result") if response.status_code == 200 else None
+    if not result or result.get("isError") is not False or '"isError":false' not in response.text:
+        raise BenchError(f"whoami at {base}: HTTP {response.status_code} {response.text[:500]}")
+    return result["structuredContent"]
+
+
+def write_lua(path: Path, headers: dict[str, str]) -> Path:
+    lines = "\n".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items())
+    path.write_text(LUA_TEMPLATE.format(body=CALL_BODY, headers=lines))
+    return path
+
+
+def run_wrk(base: str, lua: Path, args: argparse.Namespace, duration: int) -> dict:
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(lua)]
+    out = subprocess.run([*cmd, base + "/mcp"], capture_output=True, text=True, timeout=duration + 60, check=False)
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", out.stdout, re.M)
+    summary = re.search(r"^BENCH (\{.*\})$", out.stdout, re.M)
+    if out.returncode != 0 or not rps or not summary:
+        raise BenchError(f"wrk failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    result = {"rps": float(rps.group(1)), **json.loads(summary.group(1))}
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out.stdout)
+    result["non_2xx_3xx"] = int(non2xx.group(1)) if non2xx else 0
+    result["failures"] = result["bad"] + sum(result[k] for k in ("connect", "read", "write", "timeout"))
+    return result
+
+
+def serve_baseline(port: int) -> None:
+    """The no-auth baseline: the SDK's MCPServer with a constant `whoami`, one uvicorn worker."""
+    import logging
+
+    import uvicorn
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    constant = WhoAmI(
+        login="bench", id=1, client_id="0123456789abcdef0123456789abcdef", client_name="bench",
+        scopes=["read:user"], expires_at=2_000_000_000, expires_at_iso="2033-05-18T03:33:20+00:00",
+    )  # fmt: skip
+
+    mcp = MCPServer("baseline", log_level="WARNING")
+
+    @mcp.tool(title="Who am I")
+    async def whoami() -> WhoAmI:
+        """A constant answer."""
+        return constant
+
+    logging.basicConfig(level="WARNING")
+    # As auth-mcp does: the SDK's Host check off (auth-mcp has its own, cheap one).
+    app = mcp.streamable_http_app(
+        stateless_http=True,
+        json_response=True,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False, server_header=False)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved round pairs (default 5, at least 1)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server (default 3)")
+    parser.add_argument("--skip-info-round", action="store_true", help="skip the INFO log level round")
+    parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_baseline:
+        serve_baseline(args.serve_baseline)
+        return 0
+    args.rounds = max(1, min(args.rounds, 100))
+    started = time.strftime("%Y%m%d-%H%M%S")
+    with tempfile.TemporaryDirectory(prefix="auth-mcp-bench-") as tmp:
+        tmpdir = Path(tmp)
+        for name in ("auth", "baseline", "auth-info"):
+            (tmpdir / name).mkdir()
+        with auth_server(tmpdir / "auth", "WARNING") as auth, baseline_server(tmpdir / "baseline") as plain:
+            auth_headers = {**CALL_HEADERS, "Authorization": f"Bearer {get_token(auth)}"}
+            print("auth whoami:    ", check_call(auth, auth_headers))
+            print("no-auth whoami: ", check_call(plain, CALL_HEADERS))
+            targets = {
+                "auth": (auth, write_lua(tmpdir / "auth.lua", auth_headers)),
+                "noauth": (plain, write_lua(tmpdir / "noauth.lua", CALL_HEADERS)),
+            }
+            for base, lua in targets.values():
+                run_wrk(base, lua, args, args.warmup)
+            rounds = []
+            for i in range(args.rounds):
+                pair = {name: run_wrk(base, lua, args, args.duration) for name, (base, lua) in targets.items()}
+                pair["ratio"] = pair["auth"]["rps"] / pair["noauth"]["rps"]
+                rounds.append(pair)
+                print(f"round {i + 1}: auth {pair['auth']['rps']:8.1f} req/s   no-auth {pair['noauth']['rps']:8.1f} "
+                      f"req/s   ratio {pair['ratio']:.3f}", flush=True)  # fmt: skip
+            info = None
+            if not args.skip_info_round:
+                with auth_server(tmpdir / "auth-info", "INFO") as auth_info:
+                    info_headers = {**CALL_HEADERS, "Authorization": f"Bearer {get_token(auth_info)}"}
+                    check_call(auth_info, info_headers)
+                    lua = write_lua(tmpdir / "auth-info.lua", info_headers)
+                    run_wrk(auth_info, lua, args, args.warmup)
+                    info = {"auth_info": run_wrk(auth_info, lua, args, args.duration)}
+                    info["noauth"] = run_wrk(plain, targets["noauth"][1], args, args.duration)
+                    info["ratio"] = info["auth_info"]["rps"] / info["noauth"]["rps"]
+            check_call(auth, auth_headers)  # both servers still answer correctly after the load
+            check_call(plain, CALL_HEADERS)
+
+    runs = [run for pair in rounds for run in (pair["auth"], pair["noauth"])]
+    if info:
+        runs += [info["auth_info"], info["noauth"]]
+    failures = sum(run["failures"] for run in runs)
+    median_ratio = statistics.median(pair["ratio"] for pair in rounds)
+    print(f"\n{'round':>5} | {'auth req/s':>10} | {'no-auth req/s':>13} | {'ratio':>5} | auth p50/p99 ms | no-auth p50/p99 ms")
+    for i, pair in enumerate(rounds, 1):
+        a, n = pair["auth"], pair["noauth"]
+        print(f"{i:>5} | {a['rps']:>10.1f} | {n['rps']:>13.1f} | {pair['ratio']:.3f} | "
+              f"{a['p50_ms']:6.1f} / {a['p99_ms']:6.1f} | {n['p50_ms']:6.1f} / {n['p99_ms']:6.1f}")  # fmt: skip
+    print(f"median ratio {median_ratio:.3f} (target >= {TARGET_RATIO}: {'met' if median_ratio >= TARGET_RATIO else 'NOT met'})")
+    if info:
+        print(f"INFO log level: auth {info['auth_info']['rps']:.1f} req/s, no-auth {info['noauth']['rps']:.1f} req/s, "
+              f"ratio {info['ratio']:.3f}")  # fmt: skip
+    print(f"requests {sum(run['requests'] for run in runs)}, failures {failures} "
+          f"(non-200 or error results, socket errors; wrk's non-2xx/3xx count {sum(r['non_2xx_3xx'] for r in runs)})")  # fmt: skip
+
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout.splitlines()
+    summary = {
+        "started": started,
+        "settings": {k: v for k, v in vars(args).items() if k != "serve_baseline"},
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "wrk": wrk_version[0] if wrk_version else None},
+        "rounds": rounds,
+        "median_ratio": median_ratio,
+        "target_ratio": TARGET_RATIO,
+        "target_met": median_ratio >= TARGET_RATIO,
+        "info_log_level_round": info,
+        "failures": failures,
+    }
+    out = BENCH_DIR / "results" / f"whoami-{started}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        sys.exit(f"benchmark failed: {exc}")
