@@ -167,8 +167,11 @@ class MetadataDocumentClients:
                     if response.status_code != 200:
                         # draft-01 §4: only 200 counts, and redirects are not followed.
                         raise ClientMetadataError(f"the client metadata document answered HTTP {response.status_code}")
+                    if response.headers.get("content-encoding", "identity").lower() not in ("identity", ""):
+                        # We asked for identity; a compressed body could expand far past our limit.
+                        raise ClientMetadataError("the client metadata document was sent compressed")
                     body = bytearray()
-                    async for chunk in response.aiter_raw():
+                    async for chunk in response.aiter_bytes():
                         body.extend(chunk)
                         if len(body) > MAX_DOCUMENT_BYTES:
                             raise ClientMetadataError(f"the client metadata document is larger than {MAX_DOCUMENT_BYTES} bytes")

@@ -82,7 +82,7 @@ class DevGitHub:
         self._used_codes: set[str] = set()
         self._used_refresh: set[str] = set()
         self._revoked: set[str] = set()
-        self._revoked_before: dict[str, int] = {}
+        self._revoked_before: dict[str, float] = {}
         self._issued: dict[tuple[str, str], OrderedDict[str, None]] = defaultdict(OrderedDict)
         self._usage: dict[str, _Usage] = {}
         self.calls: list[tuple[str, str]] = []  # (method, path) of every API call, for tests
@@ -110,7 +110,7 @@ class DevGitHub:
 
     def revoke_all(self, login: str) -> None:
         """What the person does on github.com when they revoke the app."""
-        self._revoked_before[login.lower()] = int(self._clock.now()) + 1
+        self._revoked_before[login.lower()] = self._clock.now()
 
     def rate_limit_used(self, login: str) -> int:
         """Requests counted against the person's hourly limit (304s are not counted)."""
@@ -181,6 +181,7 @@ class DevGitHub:
         return _redirect(redirect_uri, code=code, state=state)
 
     async def _access_token(self, request: Request) -> Response:
+        self._record(request)
         fault = self._fault("access_token")
         if fault and fault.isdigit():
             return Response("GitHub is having a moment", status_code=int(fault))
@@ -222,10 +223,11 @@ class DevGitHub:
         return JSONResponse(self._mint_tokens(payload["login"], tuple(payload["scopes"])))
 
     def _mint_tokens(self, login: str, scopes: tuple[str, ...]) -> dict[str, Any]:
-        now = int(self._clock.now())
+        issued_at = self._clock.now()
+        now = int(issued_at)
         ttl = self.options.token_ttl
         access = "gho_" + self._serializer.dumps(
-            {"login": login, "scopes": list(scopes), "iat": now, "exp": now + ttl if ttl else None, "n": secrets.token_hex(8)}
+            {"login": login, "scopes": list(scopes), "iat": issued_at, "exp": now + ttl if ttl else None, "n": secrets.token_hex(8)}
         )
         issued = self._issued[(login.lower(), " ".join(sorted(scopes)))]
         issued[access] = None
@@ -239,7 +241,7 @@ class DevGitHub:
                 {
                     "login": login,
                     "scopes": list(scopes),
-                    "iat": now,
+                    "iat": issued_at,
                     "exp": now + self.options.refresh_token_ttl,
                     "access": access,
                     "n": secrets.token_hex(8),
@@ -259,7 +261,7 @@ class DevGitHub:
 
     def _is_revoked(self, payload: dict[str, Any]) -> bool:
         before = self._revoked_before.get(str(payload["login"]).lower())
-        return before is not None and payload["iat"] < before
+        return before is not None and payload["iat"] <= before
 
     # REST API --------------------------------------------------------------------------------
 

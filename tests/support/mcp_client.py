@@ -56,6 +56,8 @@ class OAuthUser:
     scope: str | None = None
     last_redirect: str | None = None
     authorizations: int = 0
+    client_metadata_url: str | None = None
+    auth: OAuthClientProvider | None = None
 
     def provider(self, server_url: str) -> OAuthClientProvider:
         async def redirect_handler(authorization_url: str) -> None:
@@ -77,13 +79,15 @@ class OAuthUser:
             token_endpoint_auth_method="none",
             scope=self.scope,
         )
-        return OAuthClientProvider(
+        self.auth = OAuthClientProvider(
             server_url=server_url,
             client_metadata=metadata,
             storage=self.storage,
             redirect_handler=redirect_handler,
             callback_handler=callback_handler,
+            client_metadata_url=self.client_metadata_url,
         )
+        return self.auth
 
 
 @contextlib.asynccontextmanager

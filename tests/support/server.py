@@ -24,6 +24,12 @@ _START_TIMEOUT = 10.0
 IN_PROCESS_URL = "http://127.0.0.1:8000"
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _settings(**settings: Any) -> Settings:
     # Rate limits would trip on the hundreds of requests one test makes from one address;
     # tests/test_rate_limit.py turns them back on.

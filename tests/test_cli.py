@@ -1,0 +1,125 @@
+"""The command line as users run it: a real process, real port, real signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.server import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH_MCP_")}
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def serving(*args: str, cwd: Path, **env: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "--port", str(port), *args],
+        cwd=cwd,
+        env=_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://localhost:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"the server exited: {process.stdout.read() if process.stdout else ''}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the server did not start within 20 seconds")
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def test_with_no_configuration_main_py_serves_dev_mode_and_stops_cleanly(tmp_path: Path) -> None:
+    with serving(cwd=tmp_path) as (process, url):
+        metadata = httpx.get(f"{url}/.well-known/oauth-authorization-server").json()
+        assert metadata["issuer"] == url
+        assert httpx.post(f"{url}/mcp").status_code == 401
+        process.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal so supervisors see why it ended.
+        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
+        output = process.stdout.read() if process.stdout else ""
+    assert "Application shutdown complete" in output
+    assert f"serving {url}/mcp over streamable-http" in output
+    assert "store sqlite+aiosqlite:///auth-mcp.db" in output and "mode dev" in output
+    assert "DEV MODE" in output
+    assert (tmp_path / "auth-mcp.db").exists()
+    key = tmp_path / "auth-mcp.db.key"
+    assert key.exists() and oct(key.stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_transport_flag_switches_to_sse(tmp_path: Path) -> None:
+    with serving("--transport", "sse", cwd=tmp_path) as (_, url):
+        assert httpx.get(f"{url}/.well-known/oauth-protected-resource/sse").json()["resource"] == f"{url}/sse"
+        assert httpx.get(f"{url}/sse").status_code == 401
+
+
+def test_python_dash_m_and_the_console_script_start_the_same_server(tmp_path: Path) -> None:
+    for command in ([sys.executable, "-m", "auth_mcp", "--help"], [str(Path(sys.executable).with_name("auth-mcp")), "--help"]):
+        result = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "--transport" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--host", "0.0.0.0"], {}, "dev mode refuses to listen on the non-loopback address"),
+        ([], {"AUTH_MCP_SERVER_URL": "https://mcp.example.com"}, "dev mode"),
+        ([], {"AUTH_MCP_GITHUB_CLIENT_ID": "only-id"}, "must be set together"),
+        ([], {"AUTH_MCP_SERVER_URL": "http://mcp.example.com", "AUTH_MCP_GITHUB_CLIENT_ID": "i", "AUTH_MCP_GITHUB_CLIENT_SECRET": "s"}, "https://"),
+    ],
+)
+def test_bad_configuration_stops_start_up_with_a_sentence(tmp_path: Path, args: list[str], env: dict[str, str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), *args], cwd=tmp_path, env=_env(**env), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
+    database = tmp_path / "state.db"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "db", "upgrade"],
+        cwd=tmp_path,
+        env=_env(AUTH_MCP_DATABASE_URL=f"sqlite+aiosqlite:///{database}"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(database) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"clients", "grants", "access_tokens", "refresh_tokens", "authorization_codes", "alembic_version"} <= tables
