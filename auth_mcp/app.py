@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ from auth_mcp.github.person import PersonGitHub
 from auth_mcp.oauth_endpoints import AuthorizeEndpoint, RevokeEndpoint, TokenEndpoint
 from auth_mcp.pages import Pages
 from auth_mcp.provider import AuthServerProvider, ClientDirectory
-from auth_mcp.rate_limit import RateLimit, default_limits
+from auth_mcp.rate_limit import RateLimit, TokenBuckets, default_limits
 from auth_mcp.revocation import Revoker
 from auth_mcp.settings import DEFAULT_SCOPE, SUPPORTED_SCOPES, Settings
 from auth_mcp.storage.engine import create_engine
@@ -102,15 +103,22 @@ def key_file_path(settings: Settings) -> Path | None:
     return None if settings.secret_key is not None or path is None else path.with_name(path.name + ".key")
 
 
-class _PathCors:
-    """CORS for the MCP endpoints only, for exactly the configured browser origins.
+class _Asgi:
+    """An ASGI callable as a Route endpoint (Starlette would treat a bound method as a request handler)."""
 
-    The SDK's OAuth routes carry their own CORS; wrapping them again would double the headers.
-    """
-
-    def __init__(self, app: ASGIApp, *, origins: list[str], paths: tuple[str, ...]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self._app = app
-        self._paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
+class _BrowserCors:
+    """CORS on the MCP endpoint for exactly the configured browser origins (MCP Inspector 1.x in
+    direct mode and other browser-based clients). Requests without an Origin skip it entirely."""
+
+    def __init__(self, app: ASGIApp, *, origins: list[str]) -> None:
+        self._app = app
         self._cors = CORSMiddleware(
             app,
             allow_origins=origins,
@@ -130,8 +138,7 @@ class _PathCors:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] == "http" and any(path == p or path.startswith(p.rstrip("/") + "/") for p in self._paths):
+        if any(name == b"origin" for name, _ in scope["headers"]):
             await self._cors(scope, receive, send)
         else:
             await self._app(scope, receive, send)
@@ -261,14 +268,36 @@ def create_app(
         )
     # Our own guard checks Host and Origin (dns_rebinding.py); the SDK's would refuse proxies.
     no_sdk_guard = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    # The MCP endpoint: Host/Origin checks, then (for configured browser origins) CORS, then the
+    # bearer token, then the SDK's transport. Only this endpoint passes through these guards.
+    def guarded(transport: ASGIApp) -> ASGIApp:
+        app: ASGIApp = BearerGuard(
+            transport,
+            verifier=verifier,
+            audience=audience,
+            resource_metadata_url=resource_metadata_url,
+            default_scopes=[DEFAULT_SCOPE],
+            tool_scopes={spec.name: spec.scopes for spec in ALL_TOOLS},
+        )
+        if settings.allowed_origins:
+            app = _BrowserCors(app, origins=list(settings.allowed_origins))
+        return DnsRebindingGuard(
+            app, issuer=issuer, allowed_hosts=settings.allowed_hosts, allowed_origins=settings.allowed_origins
+        )
+
+    transport_routes: list[BaseRoute]  # matched before the OAuth routes
+    fallback_routes: list[BaseRoute] = []  # matched after them
     if settings.transport == "streamable-http":
-        transport_app = mcp.streamable_http_app(
+        mcp.streamable_http_app(
             streamable_http_path="/mcp", stateless_http=True, json_response=True, transport_security=no_sdk_guard
         )
-        protected = ("/mcp",)
+        # The session manager's ASGI handler, routed directly (no second Starlette stack per call).
+        transport_routes = [Route("/mcp", guarded(mcp.session_manager.handle_request))]
     else:
-        transport_app = mcp.sse_app(sse_path="/sse", message_path="/messages/", transport_security=no_sdk_guard)
-        protected = ("/sse", "/messages")
+        sse_app = mcp.sse_app(sse_path="/sse", message_path="/messages/", transport_security=no_sdk_guard)
+        # The SDK's SSE app routes /sse and /messages/ itself; it is mounted last, behind the guards.
+        transport_routes = []
+        fallback_routes = [Mount("", app=guarded(sse_app))]
 
     services = Services(
         settings=settings,
@@ -284,7 +313,17 @@ def create_app(
         http=http,
     )
 
-    routes = _oauth_routes(
+    # The MCP endpoint first: it is matched on every tool call.
+    routes: list[BaseRoute] = list(transport_routes)
+    limits = default_limits(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else {}
+    buckets = TokenBuckets(clock=clock)
+
+    def limited(path: str, app: ASGIApp) -> ASGIApp:
+        limit = limits.get(path)
+        return app if limit is None else RateLimit(app, name=path, limit=limit, buckets=buckets)
+
+    routes += _oauth_routes(
+        limited=limited,
         provider=provider,
         clients=clients,
         issuer=issuer,
@@ -293,19 +332,23 @@ def create_app(
         resource_scopes=[DEFAULT_SCOPE],
     )
     routes += [
-        Route("/consent", consent.show, methods=["GET"]),
-        Route("/consent", consent.decide, methods=["POST"]),
-        Route(CALLBACK_PATH, callback.handle, methods=["GET"]),
+        Route("/consent", _Asgi(limited("/consent", request_response(consent.show))), methods=["GET"]),
+        Route("/consent", _Asgi(limited("/consent", request_response(consent.decide))), methods=["POST"]),
+        Route(CALLBACK_PATH, _Asgi(limited(CALLBACK_PATH, request_response(callback.handle))), methods=["GET"]),
         Route("/healthz", _healthz, methods=["GET"]),
     ]
     if dev_github is not None:
         routes.append(Mount(DEV_GITHUB_PATH, app=dev_github.app))
-    routes.append(Mount("", app=transport_app))
+    routes += fallback_routes
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await prepare_schema(engine, upgrade_outdated=settings.is_sqlite)
         purger = asyncio.create_task(_purge_forever(store))
+        # Everything built so far lives as long as the process: move it out of the cyclic garbage
+        # collector's generations, so collections during traffic scan only per-request objects.
+        gc.collect()
+        gc.freeze()
         try:
             if settings.transport == "streamable-http":
                 async with mcp.session_manager.run():
@@ -328,27 +371,6 @@ def create_app(
         middleware.append(Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies)))
     # One log line per request, with the path but never the query string.
     middleware.append(Middleware(AccessLog))
-    if settings.rate_limit_per_minute:
-        middleware.append(Middleware(RateLimit, limits=default_limits(settings.rate_limit_per_minute), clock=clock))
-    middleware += [
-        Middleware(_PathCors, origins=list(settings.allowed_origins), paths=protected),
-        Middleware(
-            DnsRebindingGuard,
-            issuer=issuer,
-            allowed_hosts=settings.allowed_hosts,
-            allowed_origins=settings.allowed_origins,
-            protected_paths=protected,
-        ),
-        Middleware(
-            BearerGuard,
-            verifier=verifier,
-            audience=audience,
-            resource_metadata_url=resource_metadata_url,
-            default_scopes=[DEFAULT_SCOPE],
-            tool_scopes={spec.name: spec.scopes for spec in ALL_TOOLS},
-            protected_paths=protected,
-        ),
-    ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.services = services
     return app
@@ -356,6 +378,7 @@ def create_app(
 
 def _oauth_routes(
     *,
+    limited: Callable[[str, ASGIApp], ASGIApp],
     provider: AuthServerProvider,
     clients: ClientDirectory,
     issuer: str,
@@ -400,12 +423,16 @@ def _oauth_routes(
         Route("/.well-known/oauth-protected-resource", prm, methods=["GET", "OPTIONS"]),
         Route(
             "/authorize",
-            _limited(AuthorizeEndpoint(provider=provider, clients=clients, issuer=issuer, pages=pages), OAUTH_BODY_LIMIT),
+            limited("/authorize", _limited(AuthorizeEndpoint(provider=provider, clients=clients, issuer=issuer, pages=pages), OAUTH_BODY_LIMIT)),
             methods=["GET", "POST"],
         ),
-        Route("/token", _public(_limited(TokenEndpoint(provider=provider, audience=audience), OAUTH_BODY_LIMIT), post), methods=post),
-        Route("/register", _public(_limited(registration.handle, REGISTRATION_BODY_LIMIT), post), methods=post),
-        Route("/revoke", _public(_limited(RevokeEndpoint(provider=provider), OAUTH_BODY_LIMIT), post), methods=post),
+        Route(
+            "/token",
+            _public(limited("/token", _limited(TokenEndpoint(provider=provider, audience=audience), OAUTH_BODY_LIMIT)), post),
+            methods=post,
+        ),
+        Route("/register", _public(limited("/register", _limited(registration.handle, REGISTRATION_BODY_LIMIT)), post), methods=post),
+        Route("/revoke", _public(limited("/revoke", _limited(RevokeEndpoint(provider=provider), OAUTH_BODY_LIMIT)), post), methods=post),
     ]
 
 

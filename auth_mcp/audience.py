@@ -48,7 +48,7 @@ class Audience:
 
     def accepts(self, resource: str | None) -> bool:
         """True when `resource` is omitted or names this server (RFC 8707 §2)."""
-        if resource is None:
-            return True
+        if resource is None or resource == self.canonical:
+            return True  # the common case, on every MCP request, without parsing a URL
         normalized = _normalize(resource)
         return normalized is not None and normalized in self._accepted

@@ -18,8 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mcp.server.auth.middleware.auth_context import auth_context_var
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from starlette.authentication import AuthCredentials
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth_mcp.audience import Audience
@@ -42,6 +41,8 @@ def www_authenticate(**params: str | None) -> str:
 
 
 class BearerGuard:
+    """Wraps the MCP endpoint's ASGI app (app.py applies it to /mcp, or /sse and /messages/)."""
+
     def __init__(
         self,
         app: ASGIApp,
@@ -51,7 +52,6 @@ class BearerGuard:
         resource_metadata_url: str,
         default_scopes: Sequence[str],
         tool_scopes: Mapping[str, Sequence[str]],
-        protected_paths: Sequence[str],
     ) -> None:
         self._app = app
         self._verifier = verifier
@@ -59,34 +59,40 @@ class BearerGuard:
         self._resource_metadata_url = resource_metadata_url
         self._default_scope = " ".join(default_scopes)
         self._tool_scopes = {name: tuple(scopes) for name, scopes in tool_scopes.items()}
-        self._protected = tuple(protected_paths)
-
-    def _is_protected(self, path: str) -> bool:
-        return any(path == p or path.startswith(p.rstrip("/") + "/") for p in self._protected)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] == "OPTIONS" or not self._is_protected(scope["path"]):
+        if scope["type"] != "http" or scope["method"] == "OPTIONS":
             await self._app(scope, receive, send)
             return
-        token = _bearer_token(scope)
+        headers = _headers(scope)
+        token = _bearer_token(headers.get(b"authorization"))
         if token is None:
             # RFC 6750 §3.1: no error code when the request carried no credentials at all.
             await self._refuse(send, 401, error=None, description="Authentication required")
             return
-        access = await self._verifier.verify_token(token)
-        if access is None:
+        verified = await self._verifier.verify(token)
+        if verified is None:
             await self._refuse(send, 401, error="invalid_token", description="The access token is invalid, expired or revoked")
             return
-        if not self._audience.accepts(access.resource) or access.resource is None:
+        access = verified.token
+        if access.resource is None or not self._audience.accepts(access.resource):
             # RFC 8707 / MCP: only tokens issued for this server are accepted.
             await self._refuse(send, 401, error="invalid_token", description="The access token was issued for another resource")
             return
         if scope["method"] == "POST":
-            body = await _read_body(receive)
-            if body is None:
-                await _send_json(send, 413, {"error": "invalid_request", "error_description": "Request body too large"})
-                return
-            missing = self._missing_scopes(body, access.scopes)
+            if _is_modern(headers.get(b"mcp-protocol-version")):
+                # 2026-07-28 requests name their method and tool in headers, and the SDK refuses
+                # any request whose headers disagree with its body (HeaderMismatch, 400) before a
+                # handler runs; so the headers are what will run, without reading the body here.
+                needed = self._needed_for(headers.get(b"mcp-method"), headers.get(b"mcp-name"))
+                missing = None if all(s in access.scopes for s in needed) else needed
+            else:
+                body = await _read_body(receive)
+                if body is None:
+                    await _send_json(send, 413, {"error": "invalid_request", "error_description": "Request body too large"})
+                    return
+                missing = self._missing_scopes(body, access.scopes)
+                receive = _replay(body, receive)
             if missing is not None:
                 await self._refuse(
                     send,
@@ -96,15 +102,18 @@ class BearerGuard:
                     scope_value=" ".join(missing),
                 )
                 return
-            receive = _replay(body, receive)
-        user = AuthenticatedUser(access)
-        scope["user"] = user
-        scope["auth"] = AuthCredentials(access.scopes)
-        reset = auth_context_var.set(user)
+        scope["user"] = verified.user
+        scope["auth"] = verified.credentials
+        reset = auth_context_var.set(verified.user)
         try:
             await self._app(scope, receive, send)
         finally:
             auth_context_var.reset(reset)
+
+    def _needed_for(self, method: str | None, name: str | None) -> tuple[str, ...]:
+        if method != "tools/call" or name is None:
+            return ()
+        return self._tool_scopes.get(name, ())
 
     def _missing_scopes(self, body: bytes, granted: Sequence[str]) -> tuple[str, ...] | None:
         """The scopes a tools/call needs, if the token lacks any of them (all of them, in one list)."""
@@ -117,12 +126,11 @@ class BearerGuard:
         messages = message if isinstance(message, list) else [message]
         needed: list[str] = []
         for item in messages:
-            if not isinstance(item, dict) or item.get("method") != "tools/call":
+            if not isinstance(item, dict):
                 continue
             params = item.get("params")
             name = params.get("name") if isinstance(params, dict) else None
-            if isinstance(name, str):
-                needed.extend(self._tool_scopes.get(name, ()))
+            needed.extend(self._needed_for(item.get("method"), name if isinstance(name, str) else None))
         required = tuple(dict.fromkeys(needed))
         if all(scope in granted for scope in required):
             return None
@@ -141,14 +149,29 @@ class BearerGuard:
         await _send_json(send, status, body, extra_headers=[(b"www-authenticate", challenge.encode())])
 
 
-def _bearer_token(scope: Scope) -> str | None:
+_WANTED = frozenset({b"authorization", b"mcp-protocol-version", b"mcp-method", b"mcp-name"})
+
+
+def _headers(scope: Scope) -> dict[bytes, str]:
+    """The few request headers this guard reads, in one pass (the first of each wins)."""
+    found: dict[bytes, str] = {}
     for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-            return None
-    return None
+        if name in _WANTED and name not in found:
+            found[name] = value.decode("latin-1")
+    return found
+
+
+def _is_modern(protocol_version: str | None) -> bool:
+    """The SDK's own routing rule: such a request takes its per-request (header-checked) path."""
+    return protocol_version is not None and protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS
+
+
+def _bearer_token(authorization: str | None) -> str | None:
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -13,12 +13,15 @@ A bad Host gets 421, a bad Origin 403 (MUST in the transport spec), both before 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth_mcp.settings import is_loopback_host
+
+
+_MAX_DECISIONS = 1024
 
 
 def _origin_of(url: str) -> str:
@@ -33,6 +36,8 @@ def _host_only(netloc: str) -> str:
 
 
 class DnsRebindingGuard:
+    """Wraps the MCP endpoint's ASGI app; the OAuth endpoints are meant to be reached from anywhere."""
+
     def __init__(
         self,
         app: ASGIApp,
@@ -40,17 +45,14 @@ class DnsRebindingGuard:
         issuer: str,
         allowed_hosts: Sequence[str],
         allowed_origins: Sequence[str],
-        protected_paths: Sequence[str],
     ) -> None:
         self._app = app
         own = urlsplit(issuer)
         self._hosts = {own.netloc.lower(), *(h.lower() for h in allowed_hosts)}
         self._origins = {_origin_of(issuer), *(_origin_of(o) for o in allowed_origins)}
         self._loopback_origins_ok = is_loopback_host(own.hostname)
-        self._protected = tuple(protected_paths)
-
-    def _is_protected(self, path: str) -> bool:
-        return any(path == p or path.startswith(p.rstrip("/") + "/") for p in self._protected)
+        self._host_decisions: dict[bytes, bool] = {}
+        self._origin_decisions: dict[bytes, bool] = {}
 
     def host_allowed(self, host: str | None) -> bool:
         if not host:
@@ -70,17 +72,34 @@ class DnsRebindingGuard:
         return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self._is_protected(scope["path"]):
+        if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        headers = {name: value.decode("latin-1") for name, value in scope["headers"] if name in (b"host", b"origin")}
-        if not self.host_allowed(headers.get(b"host")):
+        host = origin = None
+        for name, value in scope["headers"]:
+            if name == b"host" and host is None:
+                host = value
+            elif name == b"origin" and origin is None:
+                origin = value
+        if not self._decide(host, self.host_allowed, self._host_decisions):
             await _refuse(send, 421, "Invalid Host header")
             return
-        if not self.origin_allowed(headers.get(b"origin")):
+        if origin is not None and not self._decide(origin, self.origin_allowed, self._origin_decisions):
             await _refuse(send, 403, "Invalid Origin header")
             return
         await self._app(scope, receive, send)
+
+    @staticmethod
+    def _decide(raw: bytes | None, check: Callable[[str | None], bool], memo: dict[bytes, bool]) -> bool:
+        """`check` on the header value, memoised per raw value (clients repeat the same few)."""
+        if raw is None:
+            return check(None)
+        known = memo.get(raw)
+        if known is None:
+            known = check(raw.decode("latin-1"))
+            if len(memo) < _MAX_DECISIONS:  # bounded: a stranger cannot grow it without end
+                memo[raw] = known
+        return known
 
 
 async def _refuse(send: Send, status: int, message: str) -> None:

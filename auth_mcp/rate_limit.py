@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -68,21 +67,21 @@ class TokenBuckets:
 
 
 class RateLimit:
-    """ASGI middleware answering 429 with `Retry-After` once a client IP's bucket is empty."""
+    """Wraps one endpoint: 429 with `Retry-After` once a client IP's bucket for it is empty."""
 
-    def __init__(self, app: ASGIApp, *, limits: Mapping[str, Limit], clock: Clock) -> None:
+    def __init__(self, app: ASGIApp, *, name: str, limit: Limit, buckets: TokenBuckets) -> None:
         self._app = app
-        self._limits = dict(limits)
-        self._buckets = TokenBuckets(clock=clock)
+        self._name = name
+        self._limit = limit
+        self._buckets = buckets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = self._limits.get(scope.get("path", "")) if scope["type"] == "http" else None
-        if limit is None or scope["method"] == "OPTIONS":
+        if scope["type"] != "http" or scope["method"] == "OPTIONS":
             await self._app(scope, receive, send)
             return
         client = scope.get("client")
         address = client[0] if client else "unknown"
-        wait = self._buckets.take((address, scope["path"]), limit)
+        wait = self._buckets.take((address, self._name), self._limit)
         if wait <= 0:
             await self._app(scope, receive, send)
             return

@@ -7,16 +7,24 @@ grant. The hot path is an in-process cache keyed by the token's hash. Correctnes
 - other processes learn of revocations through `forget_grant` being called by the revocation
   listener (storage/notifications.py) and, as a fallback, entries live at most `max_age`
   seconds before the database is asked again;
+- a database read that overlapped a revocation is not cached (the generation counter);
 - expiry is checked on every call against the clock, cached or not;
-- only positive results are cached, so a flood of garbage tokens cannot fill the cache.
+- concurrent misses for one token share one database read, so a cache expiry under load is
+  one query, not a stampede;
+- unknown tokens are remembered briefly (negative entries, bounded), so a client hammering
+  with one bad token costs one query per `max_age`. A token cannot become valid later: tokens
+  are random and reach clients only after they are stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from typing import Any
+from dataclasses import dataclass
 
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
+from starlette.authentication import AuthCredentials
 
 from auth_mcp.clock import Clock
 from auth_mcp.storage.records import AccessTokenRecord
@@ -33,37 +41,90 @@ class McpAccessToken(AccessToken):
     client_name: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """What the resource server puts in a request's scope, built once per cached token."""
+
+    token: McpAccessToken
+    user: AuthenticatedUser
+    credentials: AuthCredentials
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    verified: Verified
+    fetched_at: float
+
+
 class CachedVerifier:
     """`mcp.server.auth.provider.TokenVerifier` over the store, with a revocation-aware cache."""
 
-    def __init__(self, *, store: Store, clock: Clock, issuer: str, max_age: float = 30.0, max_entries: int = 100_000) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        issuer: str,
+        max_age: float = 30.0,
+        max_entries: int = 100_000,
+        max_unknown: int = 10_000,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._issuer = issuer
         self._max_age = max_age
         self._max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[AccessTokenRecord, float]] = OrderedDict()
+        self._max_unknown = max_unknown
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._unknown: OrderedDict[str, float] = OrderedDict()
         self._by_grant: dict[str, set[str]] = {}
+        self._inflight: dict[str, asyncio.Future[Verified | None]] = {}
         # Bumped by every forget: a database read that overlapped a revocation is not cached.
         self._generation = 0
 
     async def verify_token(self, token: str) -> McpAccessToken | None:
+        """The SDK's `TokenVerifier` protocol."""
+        verified = await self.verify(token)
+        return None if verified is None else verified.token
+
+    async def verify(self, token: str) -> Verified | None:
         digest = token_hash(token)
         now = self._clock.now()
-        cached = self._entries.get(digest)
-        if cached is not None and now - cached[1] < self._max_age:
-            record = cached[0]
+        entry = self._entries.get(digest)
+        if entry is not None and now - entry.fetched_at < self._max_age:
+            verified: Verified | None = entry.verified
         else:
+            unknown_since = self._unknown.get(digest)
+            if unknown_since is not None and now - unknown_since < self._max_age:
+                return None
+            verified = await self._load(token, digest, now)
+        if verified is None:
+            return None
+        expires_at = verified.token.expires_at
+        if expires_at is not None and expires_at <= now:
+            return None
+        return verified
+
+    async def _load(self, token: str, digest: str, now: float) -> Verified | None:
+        pending = self._inflight.get(digest)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Verified | None] = asyncio.get_running_loop().create_future()
+        self._inflight[digest] = future
+        try:
             generation = self._generation
             record = await self._store.get_access_token(digest)
-            if record is None:
-                self._drop(digest)
-                return None
+            verified = None if record is None else self._verified(token, record)
             if generation == self._generation:
-                self._remember(record, now)
-        if record.expires_at <= now:
-            return None
-        return self._to_access_token(token, record)
+                self._remember(digest, verified, now)
+            future.set_result(verified)
+            return verified
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here, so an unawaited future logs nothing
+            raise
+        finally:
+            del self._inflight[digest]
 
     def forget_grant(self, grant_id: str) -> None:
         """Drop every cached token of a grant (it was revoked, or its tokens rotated)."""
@@ -77,18 +138,25 @@ class CachedVerifier:
         self._entries.clear()
         self._by_grant.clear()
 
-    def _remember(self, record: AccessTokenRecord, now: float) -> None:
-        self._entries[record.token_hash] = (record, now)
-        self._entries.move_to_end(record.token_hash)
-        self._by_grant.setdefault(record.grant_id, set()).add(record.token_hash)
+    def _remember(self, digest: str, verified: Verified | None, now: float) -> None:
+        if verified is None:
+            self._drop(digest)
+            self._unknown[digest] = now
+            self._unknown.move_to_end(digest)
+            while len(self._unknown) > self._max_unknown:
+                self._unknown.popitem(last=False)
+            return
+        self._entries[digest] = _Entry(verified, now)
+        self._entries.move_to_end(digest)
+        self._by_grant.setdefault(verified.token.grant_id, set()).add(digest)
         while len(self._entries) > self._max_entries:
-            digest, (old, _) = self._entries.popitem(last=False)
-            self._unlink(old.grant_id, digest)
+            old_digest, old = self._entries.popitem(last=False)
+            self._unlink(old.verified.token.grant_id, old_digest)
 
     def _drop(self, digest: str) -> None:
         entry = self._entries.pop(digest, None)
         if entry is not None:
-            self._unlink(entry[0].grant_id, digest)
+            self._unlink(entry.verified.token.grant_id, digest)
 
     def _unlink(self, grant_id: str, digest: str) -> None:
         members = self._by_grant.get(grant_id)
@@ -97,18 +165,18 @@ class CachedVerifier:
             if not members:
                 del self._by_grant[grant_id]
 
-    def _to_access_token(self, token: str, record: AccessTokenRecord) -> McpAccessToken:
-        claims: dict[str, Any] = {"iss": self._issuer}
-        return McpAccessToken(
+    def _verified(self, token: str, record: AccessTokenRecord) -> Verified:
+        access = McpAccessToken(
             token=token,
             client_id=record.client_id,
             scopes=list(record.scopes),
             expires_at=record.expires_at,
             resource=record.resource,
             subject=str(record.github_user_id),
-            claims=claims,
+            claims={"iss": self._issuer},
             grant_id=record.grant_id,
             github_user_id=record.github_user_id,
             github_login=record.github_login,
             client_name=record.client_name,
         )
+        return Verified(token=access, user=AuthenticatedUser(access), credentials=AuthCredentials(access.scopes))

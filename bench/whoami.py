@@ -1,26 +1,23 @@
 """Throughput of an authenticated `whoami` call against the same MCP server without auth.
 
-Method
-------
+Method:
 1. Start auth-mcp the way users do, `python -m auth_mcp --port P`, in a temporary directory with
-   a fresh SQLite database, dev mode (no GitHub credentials: the built-in GitHub stand-in),
-   `AUTH_MCP_SERVER_URL=http://127.0.0.1:P` and `AUTH_MCP_LOG_LEVEL=WARNING`.
-2. Get a real access token over HTTP: dynamic registration, /authorize with PKCE, the consent
-   page and the GitHub stand-in's login page (scripted, cookie jar, redirects followed by hand),
-   then /token.
-3. Start the baseline: this script with `--serve-baseline`, a plain `MCPServer` whose `whoami`
-   tool returns a constant pydantic model with the same fields, served by
+   a fresh SQLite database, in dev mode (no GitHub credentials: the built-in GitHub stand-in),
+   with AUTH_MCP_SERVER_URL=http://127.0.0.1:P and AUTH_MCP_LOG_LEVEL=WARNING.
+2. Get a real access token over HTTP: dynamic registration, /authorize with PKCE, our consent
+   page and the stand-in's login page (scripted: cookie jar, redirects followed by hand), /token.
+3. Start the baseline (this script with --serve-baseline): a plain `MCPServer` whose `whoami`
+   returns a constant pydantic model with the same fields, served with
    `streamable_http_app(stateless_http=True, json_response=True)` under uvicorn, no auth.
-4. Check one call on each server: HTTP 200 and a result that is not an error.
-5. Warm both up, then run interleaved rounds (auth, no-auth, auth, no-auth, ...) of `wrk`, each
-   a stateless MCP 2026-07-28 `tools/call` POST to /mcp over N keep-alive connections. The
-   wrk script checks every response (status 200 and `"isError":false` in the body).
-6. Once more with a server at the default log level (INFO: one access-log line per request),
-   one auth round and one no-auth round, to show what logging costs.
+4. Check one call on each: HTTP 200 and a result that is not an error. Warm both up.
+5. Interleaved rounds (auth, no-auth, auth, no-auth, ...) of `wrk`: one stateless MCP
+   2026-07-28 `tools/call` POST to /mcp per request, over N keep-alive connections. The wrk
+   script checks every response (status 200 and `"isError":false` in the body).
+6. Both at their default logging, one round each: auth-mcp at INFO (its access log, one line
+   per request) against the baseline with uvicorn's access log on, as `MCPServer.run()` has it.
 
-Each server is one uvicorn worker; the servers and wrk share this machine's cores.
-Results: a table on stdout and bench/results/whoami-<timestamp>.json. Exit status 1 if any
-request failed (non-200, error result, socket error) or a server misbehaved.
+Each server is one uvicorn worker; the servers and wrk share this machine's cores. Output: a
+table and bench/results/whoami-<timestamp>.json. Exit status 1 if any request failed.
 """
 
 from __future__ import annotations
@@ -30,6 +27,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -46,7 +44,7 @@ from pydantic import BaseModel
 from tests.support.forms import parse_forms
 from tests.support.oauth import pkce
 
-BENCH_DIR = Path(__file__).resolve().parent
+RESULTS = Path(__file__).resolve().parent / "results"
 REDIRECT_URI = "http://127.0.0.1:9/cb"
 TARGET_RATIO = 0.90
 MAX_HOPS = 20
@@ -59,25 +57,15 @@ CALL_HEADERS = {
     "Mcp-Method": "tools/call",
     "Mcp-Name": "whoami",
 }
-CALL_BODY = json.dumps(
-    {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/call",
-        "params": {
-            "name": "whoami",
-            "arguments": {},
-            "_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"},
-                "io.modelcontextprotocol/clientCapabilities": {},
-            },
-        },
-    },
-    separators=(",", ":"),
-)
+META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+CALL = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "arguments": {}, "_meta": META}}
+CALL_BODY = json.dumps(CALL, separators=(",", ":"))
 
-# wrk script: the request, a per-thread count of bad responses, and a JSON summary line.
+# The request, a per-thread count of bad responses, and one JSON summary line at the end.
 LUA_TEMPLATE = """
 wrk.method = "POST"
 wrk.body = [==[{body}]==]
@@ -122,11 +110,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(cmd: list[str], *, port: int, env: dict[str, str], cwd: Path, log: Path) -> Iterator[str]:
+def server(cmd: list[str], env: dict[str, str], workdir: Path, port: int) -> Iterator[str]:
     """Run a server subprocess until the block ends; yields its base URL once it answers HTTP."""
-    base = f"http://127.0.0.1:{port}"
+    base, log = f"http://127.0.0.1:{port}", workdir / "server.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -148,56 +136,35 @@ def server(cmd: list[str], *, port: int, env: dict[str, str], cwd: Path, log: Pa
             proc.wait(timeout=5)
 
 
-@contextlib.contextmanager
-def auth_server(workdir: Path, log_level: str) -> Iterator[str]:
+def auth_server(workdir: Path, log_level: str) -> contextlib.AbstractContextManager[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH_MCP_")}
-    env |= {
-        "AUTH_MCP_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/bench.db",
-        "AUTH_MCP_SERVER_URL": f"http://127.0.0.1:{port}",
-        "AUTH_MCP_LOG_LEVEL": log_level,
-    }
-    cmd = [sys.executable, "-m", "auth_mcp", "--port", str(port)]
-    with server(cmd, port=port, env=env, cwd=workdir, log=workdir / "server.log") as base:
-        yield base
+    env["AUTH_MCP_DATABASE_URL"] = f"sqlite+aiosqlite:///{workdir}/bench.db"
+    env["AUTH_MCP_SERVER_URL"] = f"http://127.0.0.1:{port}"
+    env["AUTH_MCP_LOG_LEVEL"] = log_level
+    return server([sys.executable, "-m", "auth_mcp", "--port", str(port)], env, workdir, port)
 
 
-@contextlib.contextmanager
-def baseline_server(workdir: Path) -> Iterator[str]:
+def baseline_server(workdir: Path, *, access_log: bool = False) -> contextlib.AbstractContextManager[str]:
     port = free_port()
     cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-baseline", str(port)]
-    with server(cmd, port=port, env=dict(os.environ), cwd=workdir, log=workdir / "baseline.log") as base:
-        yield base
+    if access_log:
+        cmd.append("--baseline-access-log")
+    return server(cmd, dict(os.environ), workdir, port)
 
 
 def get_token(base: str) -> str:
     """The whole OAuth flow over HTTP, as an MCP client plus a person in a browser would do it."""
     resource = base + "/mcp"
     with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as http:
-        reg = http.post(
-            "/register",
-            json={
-                "client_name": "bench",
-                "redirect_uris": [REDIRECT_URI],
-                "grant_types": ["authorization_code", "refresh_token"],
-                "response_types": ["code"],
-                "token_endpoint_auth_method": "none",
-            },
-        )
+        metadata = {"client_name": "bench", "redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none"}
+        reg = http.post("/register", json=metadata | {"grant_types": ["authorization_code"], "response_types": ["code"]})
         if reg.status_code != 201:
             raise BenchError(f"/register: HTTP {reg.status_code} {reg.text[:300]}")
         client_id = reg.json()["client_id"]
         verifier, challenge = pkce()
-        params = {
-            "response_type": "code",
-            "client_id": client_id,
-            "redirect_uri": REDIRECT_URI,
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-            "state": "bench-state",
-            "resource": resource,
-            "scope": "read:user",
-        }
+        params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI, "state": "bench-state",
+                  "code_challenge": challenge, "code_challenge_method": "S256", "resource": resource, "scope": "read:user"}  # fmt: skip
         url, method, data = str(http.build_request("GET", "/authorize", params=params).url), "GET", None
         for _ in range(MAX_HOPS):
             if url.startswith(REDIRECT_URI):
@@ -223,17 +190,8 @@ def get_token(base: str) -> str:
         query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
         if "code" not in query or query.get("state") != "bench-state":
             raise BenchError(f"authorization failed: {query}")
-        token = http.post(
-            "/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": query["code"],
-                "redirect_uri": REDIRECT_URI,
-                "client_id": client_id,
-                "code_verifier": verifier,
-                "resource": resource,
-            },
-        )
+        token = http.post("/token", data={"grant_type": "authorization_code", "code": query["code"], "client_id": client_id,
+                                          "redirect_uri": REDIRECT_URI, "code_verifier": verifier, "resource": resource})  # fmt: skip
         if token.status_code != 200:
             raise BenchError(f"/token: HTTP {token.status_code} {token.text[:300]}")
         return token.json()["access_token"]
@@ -257,8 +215,8 @@ def write_lua(path: Path, headers: dict[str, str]) -> Path:
 def run_wrk(base: str, lua: Path, args: argparse.Namespace, duration: int) -> dict:
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(lua)]
     out = subprocess.run([*cmd, base + "/mcp"], capture_output=True, text=True, timeout=duration + 60, check=False)
-    rps = re.search(r"^Requests/sec:\s+([\d.]+)", out.stdout, re.M)
-    summary = re.search(r"^BENCH (\{.*\})$", out.stdout, re.M)
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", out.stdout, re.MULTILINE)
+    summary = re.search(r"^BENCH (\{.*\})$", out.stdout, re.MULTILINE)
     if out.returncode != 0 or not rps or not summary:
         raise BenchError(f"wrk failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
     result = {"rps": float(rps.group(1)), **json.loads(summary.group(1))}
@@ -268,119 +226,125 @@ def run_wrk(base: str, lua: Path, args: argparse.Namespace, duration: int) -> di
     return result
 
 
-def serve_baseline(port: int) -> None:
-    """The no-auth baseline: the SDK's MCPServer with a constant `whoami`, one uvicorn worker."""
+def serve_baseline(port: int, access_log: bool) -> None:
+    """The no-auth baseline: the SDK's MCPServer with a constant `whoami`, one uvicorn worker.
+
+    With `access_log`, uvicorn logs every request at INFO, as `MCPServer.run("streamable-http")`
+    does by default: the counterpart of auth-mcp's default access log.
+    """
     import logging
 
     import uvicorn
     from mcp.server.mcpserver import MCPServer
     from mcp.server.transport_security import TransportSecuritySettings
 
-    constant = WhoAmI(
-        login="bench", id=1, client_id="0123456789abcdef0123456789abcdef", client_name="bench",
-        scopes=["read:user"], expires_at=2_000_000_000, expires_at_iso="2033-05-18T03:33:20+00:00",
-    )  # fmt: skip
-
+    answer = WhoAmI(login="bench", id=1, client_id="0123456789abcdef0123456789abcdef", client_name="bench",
+                    scopes=["read:user"], expires_at=2_000_000_000, expires_at_iso="2033-05-18T03:33:20+00:00")  # fmt: skip
     mcp = MCPServer("baseline", log_level="WARNING")
 
     @mcp.tool(title="Who am I")
     async def whoami() -> WhoAmI:
         """A constant answer."""
-        return constant
+        return answer
 
-    logging.basicConfig(level="WARNING")
-    # As auth-mcp does: the SDK's Host check off (auth-mcp has its own, cheap one).
+    logging.basicConfig(level="INFO" if access_log else "WARNING")
+    # Like auth-mcp: the SDK's Host check off (auth-mcp has its own), uvicorn run as cli.serve does.
     app = mcp.streamable_http_app(
         stateless_http=True,
         json_response=True,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
-    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False, server_header=False)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=access_log, server_header=False)
+
+
+def report(rounds: list[dict], info: dict | None, args: argparse.Namespace, started: str) -> int:
+    runs = [pair[side] for pair in [*rounds, *([info] if info else [])] for side in ("auth", "noauth")]
+    failures = sum(run["failures"] for run in runs)
+    median_ratio = statistics.median(pair["ratio"] for pair in rounds)
+    print(f"\n{'round':>5} | {'auth req/s':>10} | {'no-auth req/s':>13} | ratio | wrk p50/p99 ms: auth | no-auth")
+    for label, pair in [*enumerate(rounds, 1), *([("INFO", info)] if info else [])]:
+        a, n = pair["auth"], pair["noauth"]
+        print(f"{label:>5} | {a['rps']:>10.1f} | {n['rps']:>13.1f} | {pair['ratio']:.3f} | "
+              f"{a['p50_ms']:6.1f} / {a['p99_ms']:6.1f} | {n['p50_ms']:6.1f} / {n['p99_ms']:6.1f}")  # fmt: skip
+    met = median_ratio >= TARGET_RATIO
+    print(f"median ratio over {len(rounds)} rounds: {median_ratio:.3f} (target >= {TARGET_RATIO}: {'met' if met else 'NOT met'})")
+    print(f"requests {sum(run['requests'] for run in runs)}, failures {failures} (non-200 or error result, socket errors; "
+          f"wrk's own non-2xx/3xx count {sum(run['non_2xx_3xx'] for run in runs)})")  # fmt: skip
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
+    summary = {
+        "started": started,
+        "command": sys.argv,
+        "settings": {k: v for k, v in vars(args).items() if k not in ("serve_baseline", "baseline_access_log")},
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "wrk": wrk_version},
+        "rounds": rounds,
+        "median_ratio": median_ratio,
+        "target_ratio": TARGET_RATIO,
+        "target_met": met,
+        "info_log_level_round": info,
+        "failures": failures,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"whoami-{started}.json"
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 1 if failures else 0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved round pairs (default 5, at least 1)")
+    parser = argparse.ArgumentParser(description="auth-mcp whoami throughput against an MCPServer without auth")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved auth/no-auth round pairs (default 5)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server (default 3)")
-    parser.add_argument("--skip-info-round", action="store_true", help="skip the INFO log level round")
+    parser.add_argument("--skip-info-round", action="store_true", help="skip the round at the INFO log level")
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--baseline-access-log", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_baseline:
-        serve_baseline(args.serve_baseline)
+        serve_baseline(args.serve_baseline, args.baseline_access_log)
         return 0
-    args.rounds = max(1, min(args.rounds, 100))
+    if not shutil.which("wrk"):
+        raise BenchError("wrk is not installed (Debian: apt-get install wrk)")
+    if not (1 <= args.rounds <= 100 and 1 <= args.duration <= 600 and 1 <= args.warmup <= 600):
+        raise BenchError("--rounds must be 1..100, --duration and --warmup 1..600 seconds")
     started = time.strftime("%Y%m%d-%H%M%S")
     with tempfile.TemporaryDirectory(prefix="auth-mcp-bench-") as tmp:
         tmpdir = Path(tmp)
-        for name in ("auth", "baseline", "auth-info"):
+        for name in ("auth", "baseline", "auth-info", "baseline-info"):
             (tmpdir / name).mkdir()
         with auth_server(tmpdir / "auth", "WARNING") as auth, baseline_server(tmpdir / "baseline") as plain:
             auth_headers = {**CALL_HEADERS, "Authorization": f"Bearer {get_token(auth)}"}
-            print("auth whoami:    ", check_call(auth, auth_headers))
-            print("no-auth whoami: ", check_call(plain, CALL_HEADERS))
-            targets = {
-                "auth": (auth, write_lua(tmpdir / "auth.lua", auth_headers)),
-                "noauth": (plain, write_lua(tmpdir / "noauth.lua", CALL_HEADERS)),
-            }
-            for base, lua in targets.values():
-                run_wrk(base, lua, args, args.warmup)
+            print("auth whoami:   ", check_call(auth, auth_headers))
+            print("no-auth whoami:", check_call(plain, CALL_HEADERS))
+            auth_lua = write_lua(tmpdir / "auth.lua", auth_headers)
+            plain_lua = write_lua(tmpdir / "noauth.lua", CALL_HEADERS)
+            run_wrk(auth, auth_lua, args, args.warmup)
+            run_wrk(plain, plain_lua, args, args.warmup)
             rounds = []
             for i in range(args.rounds):
-                pair = {name: run_wrk(base, lua, args, args.duration) for name, (base, lua) in targets.items()}
+                pair = {"auth": run_wrk(auth, auth_lua, args, args.duration)}
+                pair["noauth"] = run_wrk(plain, plain_lua, args, args.duration)
                 pair["ratio"] = pair["auth"]["rps"] / pair["noauth"]["rps"]
                 rounds.append(pair)
-                print(f"round {i + 1}: auth {pair['auth']['rps']:8.1f} req/s   no-auth {pair['noauth']['rps']:8.1f} "
-                      f"req/s   ratio {pair['ratio']:.3f}", flush=True)  # fmt: skip
+                print(f"round {i + 1}: auth {pair['auth']['rps']:7.1f} req/s, no-auth {pair['noauth']['rps']:7.1f} req/s, "
+                      f"ratio {pair['ratio']:.3f}", flush=True)  # fmt: skip
             info = None
             if not args.skip_info_round:
-                with auth_server(tmpdir / "auth-info", "INFO") as auth_info:
-                    info_headers = {**CALL_HEADERS, "Authorization": f"Bearer {get_token(auth_info)}"}
-                    check_call(auth_info, info_headers)
-                    lua = write_lua(tmpdir / "auth-info.lua", info_headers)
-                    run_wrk(auth_info, lua, args, args.warmup)
-                    info = {"auth_info": run_wrk(auth_info, lua, args, args.duration)}
-                    info["noauth"] = run_wrk(plain, targets["noauth"][1], args, args.duration)
-                    info["ratio"] = info["auth_info"]["rps"] / info["noauth"]["rps"]
-            check_call(auth, auth_headers)  # both servers still answer correctly after the load
+                with auth_server(tmpdir / "auth-info", "INFO") as verbose:
+                    verbose_headers = {**CALL_HEADERS, "Authorization": f"Bearer {get_token(verbose)}"}
+                    check_call(verbose, verbose_headers)
+                    verbose_lua = write_lua(tmpdir / "auth-info.lua", verbose_headers)
+                    run_wrk(verbose, verbose_lua, args, args.warmup)
+                    info = {"auth": run_wrk(verbose, verbose_lua, args, args.duration)}
+                with baseline_server(tmpdir / "baseline-info", access_log=True) as plain_logging:
+                    check_call(plain_logging, CALL_HEADERS)
+                    run_wrk(plain_logging, plain_lua, args, args.warmup)
+                    info["noauth"] = run_wrk(plain_logging, plain_lua, args, args.duration)
+                info["ratio"] = info["auth"]["rps"] / info["noauth"]["rps"]
+            check_call(auth, auth_headers)  # both still answer correctly after the load
             check_call(plain, CALL_HEADERS)
-
-    runs = [run for pair in rounds for run in (pair["auth"], pair["noauth"])]
-    if info:
-        runs += [info["auth_info"], info["noauth"]]
-    failures = sum(run["failures"] for run in runs)
-    median_ratio = statistics.median(pair["ratio"] for pair in rounds)
-    print(f"\n{'round':>5} | {'auth req/s':>10} | {'no-auth req/s':>13} | {'ratio':>5} | auth p50/p99 ms | no-auth p50/p99 ms")
-    for i, pair in enumerate(rounds, 1):
-        a, n = pair["auth"], pair["noauth"]
-        print(f"{i:>5} | {a['rps']:>10.1f} | {n['rps']:>13.1f} | {pair['ratio']:.3f} | "
-              f"{a['p50_ms']:6.1f} / {a['p99_ms']:6.1f} | {n['p50_ms']:6.1f} / {n['p99_ms']:6.1f}")  # fmt: skip
-    print(f"median ratio {median_ratio:.3f} (target >= {TARGET_RATIO}: {'met' if median_ratio >= TARGET_RATIO else 'NOT met'})")
-    if info:
-        print(f"INFO log level: auth {info['auth_info']['rps']:.1f} req/s, no-auth {info['noauth']['rps']:.1f} req/s, "
-              f"ratio {info['ratio']:.3f}")  # fmt: skip
-    print(f"requests {sum(run['requests'] for run in runs)}, failures {failures} "
-          f"(non-200 or error results, socket errors; wrk's non-2xx/3xx count {sum(r['non_2xx_3xx'] for r in runs)})")  # fmt: skip
-
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout.splitlines()
-    summary = {
-        "started": started,
-        "settings": {k: v for k, v in vars(args).items() if k != "serve_baseline"},
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "wrk": wrk_version[0] if wrk_version else None},
-        "rounds": rounds,
-        "median_ratio": median_ratio,
-        "target_ratio": TARGET_RATIO,
-        "target_met": median_ratio >= TARGET_RATIO,
-        "info_log_level_round": info,
-        "failures": failures,
-    }
-    out = BENCH_DIR / "results" / f"whoami-{started}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"wrote {out}")
-    return 1 if failures else 0
+    return report(rounds, info, args, started)
 
 
 if __name__ == "__main__":

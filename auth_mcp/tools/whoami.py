@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
@@ -32,5 +33,10 @@ async def whoami() -> WhoAmI:
         client_name=token.client_name,
         scopes=list(token.scopes),
         expires_at=expires,
-        expires_at_iso=datetime.fromtimestamp(expires, UTC).isoformat() if expires else None,
+        expires_at_iso=_iso(expires) if expires else None,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
