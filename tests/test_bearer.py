@@ -157,3 +157,19 @@ async def test_cors_is_given_to_no_origin_beyond_the_configured_ones(db_url: str
         )
         assert "access-control-allow-origin" not in response.headers
 
+
+
+async def test_headers_that_disagree_with_the_body_cannot_dodge_the_scope_check(db_url: str) -> None:
+    # The 2026-07-28 scope check reads Mcp-Method / Mcp-Name; the body is what would run.
+    async with in_process(database_url=db_url) as env:
+        _, issued = await login(env)
+        headers, body = mcp_call("get_user_emails")
+        auth = {"Authorization": f"Bearer {issued.access_token}"}
+        for lie in ({"Mcp-Name": "whoami"}, {"Mcp-Method": "tools/list", "Mcp-Name": "whoami"}):
+            response = await env.http.post("/mcp", json=body, headers={**headers, **auth, **lie})
+            assert response.status_code in (400, 403), response.text
+            assert "emails" not in response.text
+        # On the handshake-era path there are no such headers to trust: the body is read.
+        legacy = {**headers, **auth, "MCP-Protocol-Version": "2025-06-18", "Mcp-Name": "whoami"}
+        response = await env.http.post("/mcp", json=body, headers=legacy)
+        assert response.status_code == 403
