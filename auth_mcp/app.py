@@ -52,7 +52,8 @@ from auth_mcp.rate_limit import RateLimit, TokenBuckets, default_limits
 from auth_mcp.revocation import Revoker
 from auth_mcp.settings import DEFAULT_SCOPE, SUPPORTED_SCOPES, Settings
 from auth_mcp.storage.engine import create_engine
-from auth_mcp.storage.migrate import prepare_schema
+from auth_mcp.storage.migrate import prepare_schema, schema_status
+from auth_mcp.storage.notifications import Announcer
 from auth_mcp.storage.store import SqlStore
 from auth_mcp.tools import ALL_TOOLS
 from auth_mcp.tools.kit import SCOPES_META_KEY, ToolServices
@@ -191,8 +192,14 @@ def create_app(
     engine = create_engine(settings.database_url)
     store = SqlStore(engine=engine, clock=clock)
     verifier = CachedVerifier(store=store, clock=clock, issuer=issuer)
+    announcer = Announcer(engine=engine, on_revoked=verifier.forget_grant, on_gap=verifier.forget_all)
     revoker = Revoker(
-        store=store, verifier=verifier, github=github, keyring=keyring, revoke_at_github=settings.revoke_github_tokens
+        store=store,
+        verifier=verifier,
+        github=github,
+        keyring=keyring,
+        revoke_at_github=settings.revoke_github_tokens,
+        announce=announcer.announce,
     )
     documents = metadata_documents or MetadataDocumentClients(clock=clock)
     clients = ClientDirectory(store=store, keyring=keyring, documents=documents)
@@ -336,6 +343,7 @@ def create_app(
         Route("/consent", _Asgi(limited("/consent", request_response(consent.decide))), methods=["POST"]),
         Route(CALLBACK_PATH, _Asgi(limited(CALLBACK_PATH, request_response(callback.handle))), methods=["GET"]),
         Route("/healthz", _healthz, methods=["GET"]),
+        Route("/readyz", _readyz(engine), methods=["GET"]),
     ]
     if dev_github is not None:
         routes.append(Mount(DEV_GITHUB_PATH, app=dev_github.app))
@@ -344,6 +352,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await prepare_schema(engine, upgrade_outdated=settings.is_sqlite)
+        await announcer.start()
         purger = asyncio.create_task(_purge_forever(store))
         # Everything built so far lives as long as the process: move it out of the cyclic garbage
         # collector's generations, so collections during traffic scan only per-request objects.
@@ -359,6 +368,7 @@ def create_app(
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
+            await announcer.stop()
             if github_http is None:
                 await http.aclose()
             if metadata_documents is None:
@@ -448,7 +458,25 @@ def _limited(handler: Any, limit: int) -> ASGIApp:
 
 
 async def _healthz(_request: Request) -> Response:
+    """Alive: the process answers HTTP."""
     return JSONResponse({"status": "ok"})
+
+
+def _readyz(engine: Any) -> Any:
+    """Ready: the database answers and its schema is the one this code needs."""
+
+    async def readyz(_request: Request) -> Response:
+        try:
+            async with asyncio.timeout(5):
+                status = await schema_status(engine)
+        except Exception as exc:  # noqa: BLE001 - any failure to reach the database means not ready
+            return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
+        if status.state != "current":
+            body = {"status": "unavailable", "schema": status.state, "current": status.current, "needed": status.head}
+            return JSONResponse(body, status_code=503)
+        return JSONResponse({"status": "ok", "schema": status.current})
+
+    return readyz
 
 
 async def _purge_forever(store: SqlStore) -> None:

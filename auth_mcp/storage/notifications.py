@@ -1,0 +1,111 @@
+"""Revocations reach every replica: PostgreSQL LISTEN/NOTIFY.
+
+A replica that ends a grant (revocation, replay, rotation, a dead GitHub token) announces its id
+on a channel; every replica listening drops that grant's tokens from its verification cache at
+once. With SQLite there is one process and nothing to tell. If the listening connection is
+lost, notices may have been missed, so the cache is emptied and the connection re-opened; the
+cache's short entry lifetime (verifier.py) bounds staleness even before that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "auth_mcp_revocations"
+_RETRY_SECONDS = (0.5, 1, 2, 5, 10)
+
+
+class Announcer:
+    """Sends and receives grant-revocation notices."""
+
+    def __init__(self, *, engine: AsyncEngine, on_revoked: Callable[[str], None], on_gap: Callable[[], None]) -> None:
+        self._engine = engine
+        self._on_revoked = on_revoked
+        self._on_gap = on_gap
+        self._postgres = engine.dialect.name == "postgresql"
+        self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    @property
+    def enabled(self) -> bool:
+        return self._postgres
+
+    async def announce(self, grant_id: str) -> None:
+        """Tell the other replicas (the revoking replica already dropped its own cache entries)."""
+        if not self._postgres:
+            return
+        async with self._engine.begin() as conn:
+            await conn.execute(text("SELECT pg_notify(:channel, :grant_id)"), {"channel": CHANNEL, "grant_id": grant_id})
+
+    async def start(self) -> None:
+        if not self._postgres or self._task is not None:
+            return
+        self._task = asyncio.create_task(self._listen_forever(), name="auth-mcp revocation listener")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                await self._listening.wait()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _listen_forever(self) -> None:
+        import asyncpg  # PostgreSQL only
+
+        dsn = make_url(self._engine.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        attempt = 0
+        while True:
+            try:
+                connection = await asyncpg.connect(dsn, timeout=10)
+            except (OSError, asyncpg.PostgresError) as exc:
+                delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
+                logger.warning("revocation listener cannot connect (%s); retrying in %s s", type(exc).__name__, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+                continue
+            lost = asyncio.Event()
+
+            def on_notice(_connection: Any, _pid: int, _channel: str, payload: str) -> None:
+                self._on_revoked(payload)
+
+            def on_termination(_connection: Any) -> None:
+                lost.set()
+
+            try:
+                await connection.add_listener(CHANNEL, on_notice)
+                connection.add_termination_listener(on_termination)
+                if attempt:
+                    # Notices sent while we were away are lost: forget everything cached.
+                    self._on_gap()
+                attempt = 0
+                self._listening.set()
+                while not lost.is_set():
+                    # A cheap liveness probe: a dead TCP connection is noticed within seconds.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(15):
+                            await lost.wait()
+                    if not lost.is_set():
+                        try:
+                            async with asyncio.timeout(5):
+                                await connection.execute("SELECT 1")
+                        except (OSError, asyncpg.PostgresError, TimeoutError):
+                            lost.set()
+                logger.warning("revocation listener lost its connection; reconnecting")
+                self._on_gap()
+                attempt = 1
+            finally:
+                with contextlib.suppress(Exception):
+                    await connection.close(timeout=2)
