@@ -123,3 +123,32 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     with sqlite3.connect(database) as connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"clients", "grants", "access_tokens", "refresh_tokens", "authorization_codes", "alembic_version"} <= tables
+
+
+def test_the_server_refuses_an_outdated_postgresql_schema_until_db_upgrade(tmp_path: Path, postgres_url: str) -> None:
+    import asyncio
+
+    from auth_mcp.storage.engine import create_engine
+    from auth_mcp.storage.migrate import schema_status, upgrade
+
+    async def at(revision: str | None) -> str:
+        engine = create_engine(postgres_url)
+        try:
+            if revision:
+                await upgrade(engine, revision)
+            return (await schema_status(engine)).state
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(at("0001")) == "outdated"
+    env = {"AUTH_MCP_DATABASE_URL": postgres_url, "AUTH_MCP_SECRET_KEY": "k" * 40}
+    refused = subprocess.run(
+        [sys.executable, str(ROOT / "main.py")], cwd=tmp_path, env=_env(**env), capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode != 0
+    assert "auth-mcp db upgrade" in refused.stderr and "Traceback" not in refused.stderr
+    upgraded = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "db", "upgrade"], cwd=tmp_path, env=_env(**env), capture_output=True, text=True, timeout=60
+    )
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert asyncio.run(at(None)) == "current"

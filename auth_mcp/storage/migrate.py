@@ -58,18 +58,18 @@ async def schema_status(engine: AsyncEngine) -> SchemaStatus:
         return await conn.run_sync(_status_sync)
 
 
-def _upgrade_sync(connection: Any) -> None:
+def _upgrade_sync(connection: Any, revision: str) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
     config = _config()
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
-async def upgrade(engine: AsyncEngine) -> None:
-    """Apply every pending migration in one transaction (PostgreSQL DDL is transactional)."""
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Apply pending migrations (up to `revision`) in one transaction (PostgreSQL DDL is transactional)."""
     async with engine.begin() as conn:
-        await conn.run_sync(_upgrade_sync)
+        await conn.run_sync(_upgrade_sync, revision)
 
 
 async def prepare_schema(engine: AsyncEngine, *, upgrade_outdated: bool) -> SchemaStatus:

@@ -58,7 +58,7 @@ pending_authorizations = Table(
     metadata,
     # The id in the consent page URL; lives from /authorize to the GitHub callback.
     Column("request_hash", _HASH, primary_key=True),
-    Column("client_id", _CLIENT_ID, nullable=False),
+    Column("client_id", _CLIENT_ID, nullable=False, index=True),
     Column("redirect_uri", Text, nullable=False),
     Column("redirect_uri_provided_explicitly", Boolean, nullable=False),
     Column("code_challenge", String(128), nullable=False),
