@@ -12,6 +12,7 @@ import uvicorn
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
+from auth_mcp import admin
 from auth_mcp.app import create_app, key_file_path
 from auth_mcp.settings import Settings
 from auth_mcp.storage.engine import create_engine
@@ -32,6 +33,18 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply pending schema migrations")
+    clients = commands.add_parser("clients", help="registered MCP clients")
+    client_commands = clients.add_subparsers(dest="clients_command", required=True)
+    client_commands.add_parser("list", help="list registered clients")
+    delete = client_commands.add_parser("delete", help="delete a client and revoke its grants (also at GitHub)")
+    delete.add_argument("client_id")
+    grants = commands.add_parser("grants", help="people's authorizations")
+    grant_commands = grants.add_subparsers(dest="grants_command", required=True)
+    listing = grant_commands.add_parser("list", help="list grants")
+    listing.add_argument("--user", help="only this GitHub login or numeric id")
+    revoke = commands.add_parser("revoke-user", help="revoke a person's access everywhere (also at GitHub)")
+    revoke.add_argument("user", help="GitHub login or numeric id")
+    commands.add_parser("purge", help="delete expired codes, tokens, requests and unused registrations now")
     return parser
 
 
@@ -58,7 +71,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "db":
         asyncio.run(_db_upgrade(settings))
         return
+    if args.command in ("clients", "grants", "revoke-user", "purge"):
+        asyncio.run(_admin(settings, args))
+        return
     serve(settings)
+
+
+async def _admin(settings: Settings, args: argparse.Namespace) -> None:
+    app = create_app(settings)
+    try:
+        async with app.router.lifespan_context(app):
+            services = app.state.services
+            if args.command == "clients" and args.clients_command == "list":
+                lines = admin.list_clients(services)
+            elif args.command == "clients":
+                lines = admin.delete_client(services, args.client_id)
+            elif args.command == "grants":
+                lines = admin.list_grants(services, args.user)
+            elif args.command == "revoke-user":
+                lines = admin.revoke_person(services, args.user)
+            else:
+                lines = admin.purge(services)
+            for line in await lines:
+                print(line)
+    except SchemaError as exc:
+        raise SystemExit(f"auth-mcp: {exc}") from None
 
 
 async def _db_upgrade(settings: Settings) -> None:
