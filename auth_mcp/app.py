@@ -45,6 +45,7 @@ from auth_mcp.dns_rebinding import DnsRebindingGuard
 from auth_mcp.github.client import DEFAULT_TIMEOUT, GitHubClient
 from auth_mcp.github.devserver import DevGitHub, DevGitHubOptions
 from auth_mcp.github.person import PersonGitHub
+from auth_mcp.metrics import Metrics
 from auth_mcp.oauth_endpoints import AuthorizeEndpoint, RevokeEndpoint, TokenEndpoint
 from auth_mcp.pages import Pages
 from auth_mcp.provider import AuthServerProvider, ClientDirectory
@@ -84,6 +85,7 @@ class Services:
     mcp: MCPServer
     dev_github: DevGitHub | None
     http: httpx.AsyncClient
+    metrics: Metrics
 
 
 def secret_key(settings: Settings) -> str:
@@ -185,8 +187,15 @@ def create_app(
         github_web, github_api = settings.github_url, settings.github_api_url
         client_id, client_secret = settings.github_client_id, settings.github_client_secret
         http = github_http or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=httpx.Limits(max_connections=100))
+    metrics = Metrics()
     github = GitHubClient(
-        http=http, web_url=github_web, api_url=github_api, client_id=client_id, client_secret=client_secret, clock=clock
+        http=http,
+        web_url=github_web,
+        api_url=github_api,
+        client_id=client_id,
+        client_secret=client_secret,
+        clock=clock,
+        observer=metrics.github_call,
     )
 
     engine = create_engine(settings.database_url)
@@ -218,6 +227,7 @@ def create_app(
         issuer=issuer,
         access_token_ttl=settings.access_token_ttl,
         refresh_token_ttl=settings.refresh_token_ttl,
+        metrics=metrics,
         recheck=MembershipRecheck(policy=policy, store=store, people=person) if policy.restricted else None,
     )
     browser = BrowserBinding(keyring=keyring, secure=urlsplit(issuer).scheme == "https")
@@ -239,6 +249,7 @@ def create_app(
         github_scopes=github_scopes,
     )
     callback = GitHubCallback(
+        metrics=metrics,
         store=store,
         clients=clients,
         github=github,
@@ -285,6 +296,7 @@ def create_app(
             resource_metadata_url=resource_metadata_url,
             default_scopes=[DEFAULT_SCOPE],
             tool_scopes={spec.name: spec.scopes for spec in ALL_TOOLS},
+            metrics=metrics,
         )
         if settings.allowed_origins:
             app = _BrowserCors(app, origins=list(settings.allowed_origins))
@@ -318,6 +330,7 @@ def create_app(
         mcp=mcp,
         dev_github=dev_github,
         http=http,
+        metrics=metrics,
     )
 
     # The MCP endpoint first: it is matched on every tool call.
@@ -344,6 +357,7 @@ def create_app(
         Route(CALLBACK_PATH, _Asgi(limited(CALLBACK_PATH, request_response(callback.handle))), methods=["GET"]),
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz(engine), methods=["GET"]),
+        *([Route("/metrics", metrics.endpoint, methods=["GET"])] if settings.metrics else []),
     ]
     if dev_github is not None:
         routes.append(Mount(DEV_GITHUB_PATH, app=dev_github.app))
@@ -380,7 +394,7 @@ def create_app(
         # X-Forwarded-For / -Proto only from the configured proxies (uvicorn's implementation).
         middleware.append(Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies)))
     # One log line per request, with the path but never the query string.
-    middleware.append(Middleware(AccessLog))
+    middleware.append(Middleware(AccessLog, metrics=metrics))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.services = services
     return app

@@ -22,6 +22,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth_mcp.audience import Audience
+from auth_mcp.metrics import Metrics
 from auth_mcp.verifier import CachedVerifier
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,9 @@ class BearerGuard:
         resource_metadata_url: str,
         default_scopes: Sequence[str],
         tool_scopes: Mapping[str, Sequence[str]],
+        metrics: Metrics,
     ) -> None:
+        self._metrics = metrics
         self._app = app
         self._verifier = verifier
         self._audience = audience
@@ -68,15 +71,18 @@ class BearerGuard:
         token = _bearer_token(headers.get(b"authorization"))
         if token is None:
             # RFC 6750 §3.1: no error code when the request carried no credentials at all.
+            self._metrics.tokens_refused.labels("missing").inc()
             await self._refuse(send, 401, error=None, description="Authentication required")
             return
         verified = await self._verifier.verify(token)
         if verified is None:
+            self._metrics.tokens_refused.labels("invalid").inc()
             await self._refuse(send, 401, error="invalid_token", description="The access token is invalid, expired or revoked")
             return
         access = verified.token
         if access.resource is None or not self._audience.accepts(access.resource):
             # RFC 8707 / MCP: only tokens issued for this server are accepted.
+            self._metrics.tokens_refused.labels("audience").inc()
             await self._refuse(send, 401, error="invalid_token", description="The access token was issued for another resource")
             return
         if scope["method"] == "POST":
@@ -94,6 +100,7 @@ class BearerGuard:
                 missing = self._missing_scopes(body, access.scopes)
                 receive = _replay(body, receive)
             if missing is not None:
+                self._metrics.tokens_refused.labels("insufficient_scope").inc()
                 await self._refuse(
                     send,
                     403,

@@ -20,6 +20,7 @@ from auth_mcp.browser import BrowserBinding
 from auth_mcp.clock import Clock
 from auth_mcp.crypto import DecryptionError, Keyring
 from auth_mcp.github.client import GitHub
+from auth_mcp.metrics import Metrics
 from auth_mcp.github.models import GitHubError, GitHubOAuthError, GitHubTokens, GitHubUnavailable, GitHubUser
 from auth_mcp.pages import Pages
 from auth_mcp.provider import ClientDirectory
@@ -56,7 +57,9 @@ class GitHubCallback:
         clock: Clock,
         issuer: str,
         callback_url: str,
+        metrics: Metrics,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._clients = clients
         self._github = github
@@ -80,6 +83,7 @@ class GitHubCallback:
             )
         state_hash = tokens.token_hash(state)
         if not self._browser.has_approved(request, state_hash):
+            self._metrics.logins.labels("other_browser").inc()
             # Approved in another browser (or never): finishing here would log this browser's
             # person into someone else's client session, or vice versa.
             return self._pages.error(
@@ -91,6 +95,7 @@ class GitHubCallback:
             )
         outcome, pending = await self._store.take_pending_by_state(state_hash)
         if outcome == "used" or pending is None:
+            self._metrics.logins.labels("used_state" if outcome == "used" else "unknown_state").inc()
             message = (
                 "This sign-in link was already used."
                 if outcome == "used"
@@ -106,6 +111,7 @@ class GitHubCallback:
             self._browser.remove_approved(request, response, state_hash)
             return response
         if pending.expires_at <= self._clock.now():
+            self._metrics.logins.labels("expired_state").inc()
             response = self._pages.error(
                 status_code=400,
                 title="Sign-in expired",
@@ -120,7 +126,9 @@ class GitHubCallback:
             location = authorization_response_url(
                 pending.redirect_uri, issuer=self._issuer, state=pending.client_state, code=code
             )
+            self._metrics.logins.labels("ok").inc()
         except _LoginFailed as failure:
+            self._metrics.logins.labels(failure.error).inc()
             logger.info("login for client %s ended with %s: %s", pending.client_id, failure.error, failure.description)
             location = authorization_response_url(
                 pending.redirect_uri,

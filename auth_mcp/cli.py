@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 from collections.abc import Sequence
 
 import uvicorn
@@ -14,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from auth_mcp import admin
 from auth_mcp.app import create_app, key_file_path
+from auth_mcp.logs import configure_logging
 from auth_mcp.settings import Settings
 from auth_mcp.storage.engine import create_engine
 from auth_mcp.storage.migrate import SchemaError, prepare_schema, upgrade
@@ -57,17 +57,10 @@ def load_settings(args: argparse.Namespace) -> Settings:
         raise SystemExit(f"auth-mcp cannot start, its configuration needs fixing:\n{problems}") from None
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
-    # uvicorn's access log prints query strings (OAuth codes, states); access_log.py logs without them.
-    logging.getLogger("uvicorn.access").disabled = True
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = load_settings(args)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if args.command == "db":
         asyncio.run(_db_upgrade(settings))
         return

@@ -32,6 +32,7 @@ from auth_mcp.clock import Clock
 from auth_mcp.crypto import DecryptionError, Keyring
 from auth_mcp.github.models import GitHubError
 from auth_mcp.github.person import GrantEnded
+from auth_mcp.metrics import Metrics
 from auth_mcp.revocation import Revoker
 from auth_mcp.settings import DEFAULT_SCOPE
 from auth_mcp.storage.records import ClientRecord, PendingAuthorization, TokenPair
@@ -116,8 +117,10 @@ class AuthServerProvider:
         issuer: str,
         access_token_ttl: int,
         refresh_token_ttl: int,
+        metrics: Metrics,
         recheck: Recheck | None = None,
     ) -> None:
+        self._metrics = metrics
         self._recheck = recheck
         self._store = store
         self._clients = clients
@@ -178,6 +181,7 @@ class AuthServerProvider:
             return None
         if record.used_at is not None:
             # RFC 6749 §4.1.2 / OAuth 2.1 §4.1.3: a code used twice revokes what it issued.
+            self._metrics.tokens_refused.labels("code_replay").inc()
             await self._revoker.revoke_grant(record.grant_id, reason="authorization code replayed", at_github=True)
             return None
         if record.expires_at <= self._now():
@@ -205,6 +209,7 @@ class AuthServerProvider:
                 authorization_code.grant_id, reason="authorization code redeemed twice concurrently", at_github=True
             )
             raise TokenError("invalid_grant", "authorization code was already used")
+        self._metrics.tokens_issued.labels("authorization_code").inc()
         return self._token_response(access, refresh, pair)
 
     # /token: refresh_token ---------------------------------------------------------------------
@@ -216,6 +221,7 @@ class AuthServerProvider:
         if record.rotated_at is not None:
             # OAuth 2.1 §4.3.1: a rotated refresh token used again means it leaked; end the grant.
             # No grace period for the previous token: a client that lost the response logs in again.
+            self._metrics.tokens_refused.labels("refresh_replay").inc()
             await self._revoker.revoke_grant(record.grant_id, reason="rotated refresh token replayed", at_github=True)
             return None
         if record.expires_at <= self._now():
@@ -243,6 +249,7 @@ class AuthServerProvider:
             )
             raise TokenError("invalid_grant", "refresh token was already used")
         await self._revoker.announce(refresh_token.grant_id)
+        self._metrics.tokens_issued.labels("refresh_token").inc()
         return self._token_response(access, refresh, pair)
 
     async def _check_still_allowed(self, grant_id: str) -> None:

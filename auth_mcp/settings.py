@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     revoke_github_tokens: bool = True
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # text (default) or json: one JSON object per line, for log pipelines. Both carry the request id.
+    log_format: Literal["text", "json"] = "text"
+    # Serve Prometheus metrics at /metrics (keep it off the public internet at your proxy).
+    metrics: bool = True
 
     @field_validator("allowed_users", "allowed_orgs", "allowed_hosts", "allowed_origins", "trusted_proxies", mode="before")
     @classmethod

@@ -1,0 +1,64 @@
+"""Metrics, request ids and JSON logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from auth_mcp.logs import JsonFormatter, configure_logging
+from tests.support.oauth import call_tool, login
+from tests.support.server import in_process
+
+
+async def test_metrics_count_logins_tokens_refusals_github_calls_and_latency(db_url: str) -> None:
+    async with in_process(database_url=db_url) as env:
+        _, tokens = await login(env)
+        await call_tool(env, tokens.access_token, "get_user_profile")
+        await call_tool(env, "amcp_at_nope", "whoami")
+        await call_tool(env, tokens.access_token, "get_user_emails")
+        text = (await env.http.get("/metrics")).text
+    assert 'auth_mcp_logins_total{outcome="ok"} 1.0' in text
+    assert 'auth_mcp_tokens_issued_total{grant_type="authorization_code"} 1.0' in text
+    assert 'auth_mcp_tokens_refused_total{reason="invalid"} 1.0' in text
+    assert 'auth_mcp_tokens_refused_total{reason="insufficient_scope"} 1.0' in text
+    assert 'auth_mcp_github_requests_total{endpoint="oauth.exchange",status="200"} 1.0' in text
+    assert 'auth_mcp_github_requests_total{endpoint="user",status="200"}' in text
+    assert "auth_mcp_github_rate_limit_remaining" in text
+    assert 'auth_mcp_http_request_duration_seconds_count{method="POST",route="/mcp",status="200"}' in text
+    assert "amcp_" not in text  # no token ever becomes a label
+
+
+async def test_every_response_carries_a_request_id_and_a_sane_incoming_one_is_kept(db_url: str) -> None:
+    async with in_process(database_url=db_url) as env:
+        generated = (await env.http.get("/healthz")).headers["x-request-id"]
+        assert len(generated) == 32
+        assert (await env.http.get("/healthz", headers={"x-request-id": "lb-1234"})).headers["x-request-id"] == "lb-1234"
+        forged = (await env.http.get("/healthz", headers={"x-request-id": "a\nb" * 40})).headers["x-request-id"]
+        assert forged != "a\nb" * 40 and len(forged) == 32
+
+
+async def test_json_logs_are_one_object_per_line_with_the_request_id(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("INFO", "json")
+        async with in_process(database_url=db_url) as env:
+            rid = (await env.http.get("/healthz", headers={"x-request-id": "req-42"})).headers["x-request-id"]
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line["logger"] == "auth_mcp.access"]
+    assert access and access[-1]["request_id"] == rid == "req-42"
+    assert {"time", "level", "logger", "message", "request_id"} <= set(access[-1])
+
+
+def test_the_json_formatter_includes_exceptions() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed %s", ("here",), exc_info=__import__("sys").exc_info())
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "failed here" and "ValueError: boom" in entry["exception"]
