@@ -33,7 +33,7 @@ async def test_metrics_count_logins_tokens_refusals_github_calls_and_latency(db_
 async def test_every_response_carries_a_request_id_and_a_sane_incoming_one_is_kept(db_url: str) -> None:
     async with in_process(database_url=db_url) as env:
         generated = (await env.http.get("/healthz")).headers["x-request-id"]
-        assert len(generated) == 32
+        assert len(generated) == 32 and generated != (await env.http.get("/healthz")).headers["x-request-id"]
         assert (await env.http.get("/healthz", headers={"x-request-id": "lb-1234"})).headers["x-request-id"] == "lb-1234"
         forged = (await env.http.get("/healthz", headers={"x-request-id": "a\nb" * 40})).headers["x-request-id"]
         assert forged != "a\nb" * 40 and len(forged) == 32
