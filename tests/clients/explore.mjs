@@ -27,7 +27,11 @@ await page.getByRole('switch', { name: 'Connect or disconnect "auth-mcp"' }).loc
 await page.waitForURL(/localhost:18011/, { timeout: 20000 });
 console.log('URL', page.url());
 await page.screenshot({ path: '/tmp/ex/6.png' });
+page.on('request', async r => { if (r.method()==='POST' && r.url().includes('/consent')) console.log('POST headers', JSON.stringify(await r.allHeaders())); });
 await page.locator('button[name=decision][value=approve]').click();
+await page.waitForLoadState();
+console.log('after approve', page.url(), (await page.locator('body').innerText()).slice(0,500));
+await page.screenshot({ path: '/tmp/ex/6b.png' });
 await page.waitForURL(/_dev\/github/);
 await page.locator('input[name=login]').fill('inspector-alice');
 await page.screenshot({ path: '/tmp/ex/7.png' });
