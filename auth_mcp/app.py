@@ -116,6 +116,25 @@ class _Asgi:
         await self._app(scope, receive, send)
 
 
+class _Shortcut:
+    """Every tool call is a request to /mcp: hand it to that route's (guarded) app directly,
+    without Starlette's exception layer and router, which only repeat what the SDK's transport
+    does for itself (it answers its own errors). Everything else goes through the router."""
+
+    def __init__(self, app: ASGIApp, *, route: Route) -> None:
+        self._app = app
+        self._route = route
+        self._target = route.app
+        self._path = route.path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == self._path:
+            scope["route"] = self._route  # as the router would set it (access log, metrics)
+            await self._target(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
+
+
 class _BrowserCors:
     """CORS on the MCP endpoint for exactly the configured browser origins (MCP Inspector 1.x in
     direct mode and other browser-based clients). Requests without an Origin skip it entirely."""
@@ -310,7 +329,7 @@ def create_app(
         mcp.streamable_http_app(
             streamable_http_path="/mcp", stateless_http=True, json_response=True, transport_security=no_sdk_guard
         )
-        # The session manager's ASGI handler, routed directly (no second Starlette stack per call).
+        # The session manager's ASGI handler behind the guards; _Shortcut takes /mcp straight there.
         transport_routes = [Route("/mcp", guarded(mcp.session_manager.handle_request))]
     else:
         sse_app = mcp.sse_app(sse_path="/sse", message_path="/messages/", transport_security=no_sdk_guard)
@@ -395,6 +414,9 @@ def create_app(
         middleware.append(Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies)))
     # One log line per request, with the path but never the query string.
     middleware.append(Middleware(AccessLog, metrics=metrics))
+    for route in transport_routes:
+        if isinstance(route, Route):
+            middleware.append(Middleware(_Shortcut, route=route))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.services = services
     return app
