@@ -79,9 +79,11 @@ class DevGitHub:
         self._clock = clock or SystemClock()
         self._pages = pages
         self._serializer = URLSafeSerializer(signing_key, salt="auth-mcp/dev-github")
-        self._used_codes: set[str] = set()
-        self._used_refresh: set[str] = set()
-        self._revoked: set[str] = set()
+        # Remembered only as long as they matter (codes and tokens expire), and never more than
+        # _MEMORY entries, so a long-running dev server does not grow without end.
+        self._used_codes = _Forgetful(self._clock)
+        self._used_refresh = _Forgetful(self._clock)
+        self._revoked = _Forgetful(self._clock)
         self._revoked_before: dict[str, float] = {}
         self._issued: dict[tuple[str, str], OrderedDict[str, None]] = defaultdict(OrderedDict)
         self._usage: dict[str, _Usage] = {}
@@ -205,7 +207,7 @@ class DevGitHub:
             digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
             if not hmac.compare_digest(digest, payload["challenge"]):
                 return _oauth_error("bad_verification_code", "The code_verifier does not match the code_challenge.")
-        self._used_codes.add(code)
+        self._used_codes.add(code, until=payload["exp"])
         return JSONResponse(self._mint_tokens(payload["login"], tuple(payload["scopes"])))
 
     def _refresh(self, refresh_token: str) -> Response:
@@ -218,8 +220,8 @@ class DevGitHub:
         ):
             return _oauth_error("bad_refresh_token", "The refresh token passed is incorrect or expired.")
         # Single use, and the access token it was issued with dies at once (as on GitHub).
-        self._used_refresh.add(refresh_token)
-        self._revoked.add(payload["access"])
+        self._used_refresh.add(refresh_token, until=payload["exp"])
+        self._revoked.add(payload["access"], until=None)
         return JSONResponse(self._mint_tokens(payload["login"], tuple(payload["scopes"])))
 
     def _mint_tokens(self, login: str, scopes: tuple[str, ...]) -> dict[str, Any]:
@@ -233,7 +235,7 @@ class DevGitHub:
         issued[access] = None
         while len(issued) > TOKENS_PER_USER_APP_SCOPE:
             evicted, _ = issued.popitem(last=False)
-            self._revoked.add(evicted)
+            self._revoked.add(evicted, until=None)
         body: dict[str, Any] = {"access_token": access, "token_type": "bearer", "scope": ",".join(scopes)}
         if ttl:
             body["expires_in"] = ttl
@@ -433,7 +435,7 @@ class DevGitHub:
         payload = self._load(token, "gho_")
         if payload is None or token in self._revoked:
             return _api_error(404, "Not Found")
-        self._revoked.add(token)
+        self._revoked.add(token, until=payload["exp"])
         return Response(status_code=204)
 
     async def _revoke_grant(self, request: Request) -> Response:
@@ -449,6 +451,29 @@ class DevGitHub:
             return _api_error(404, "Not Found")
         self.revoke_all(payload["login"])
         return Response(status_code=204)
+
+
+_MEMORY = 100_000
+
+
+class _Forgetful:
+    """A set whose members leave when they expire (checked as it grows), and at most _MEMORY."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._until: OrderedDict[str, float | None] = OrderedDict()
+
+    def add(self, value: str, *, until: float | None) -> None:
+        self._until[value] = until
+        if len(self._until) % 1000 == 0:
+            now = self._clock.now()
+            for key in [k for k, expiry in self._until.items() if expiry is not None and expiry < now]:
+                del self._until[key]
+        while len(self._until) > _MEMORY:
+            self._until.popitem(last=False)
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._until
 
 
 def _valid_login(login: str) -> bool:
