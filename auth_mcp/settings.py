@@ -77,7 +77,7 @@ class Settings(BaseSettings):
 
     # Requests per minute per client IP on /token, /authorize, /consent, /github/callback and
     # /revoke; /register gets a quarter. 0 turns rate limiting off.
-    rate_limit_per_minute: int = Field(default=120, ge=0)
+    rate_limit_per_minute: int = Field(default=600, ge=0)
 
     # Logging out also revokes the person's token at GitHub.
     revoke_github_tokens: bool = True
