@@ -136,10 +136,40 @@ def server(cmd: list[str], env: dict[str, str], workdir: Path, port: int) -> Ite
             proc.wait(timeout=5)
 
 
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one run, dropped afterwards."""
+    import asyncio
+
+    import asyncpg
+
+    name = f"auth_mcp_bench_{os.urandom(4).hex()}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+DATABASE_URL: dict[str, str] = {}  # set in main() for --database postgresql
+
+
 def auth_server(workdir: Path, log_level: str) -> contextlib.AbstractContextManager[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH_MCP_")}
-    env["AUTH_MCP_DATABASE_URL"] = f"sqlite+aiosqlite:///{workdir}/bench.db"
+    env["AUTH_MCP_DATABASE_URL"] = DATABASE_URL.get("url", f"sqlite+aiosqlite:///{workdir}/bench.db")
+    env["AUTH_MCP_SECRET_KEY"] = "bench-" + "k" * 40
     env["AUTH_MCP_SERVER_URL"] = f"http://127.0.0.1:{port}"
     env["AUTH_MCP_LOG_LEVEL"] = log_level
     return server([sys.executable, "-m", "auth_mcp", "--port", str(port)], env, workdir, port)
@@ -298,6 +328,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server (default 3)")
     parser.add_argument("--skip-info-round", action="store_true", help="skip the round at the INFO log level")
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite", help="auth-mcp's store (default sqlite)")
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--baseline-access-log", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -309,6 +340,13 @@ def main() -> int:
     if not (1 <= args.rounds <= 100 and 1 <= args.duration <= 600 and 1 <= args.warmup <= 600):
         raise BenchError("--rounds must be 1..100, --duration and --warmup 1..600 seconds")
     started = time.strftime("%Y%m%d-%H%M%S")
+    with contextlib.ExitStack() as stack:
+        if args.database == "postgresql":
+            DATABASE_URL["url"] = stack.enter_context(postgres_database())
+        return run(args, started)
+
+
+def run(args: argparse.Namespace, started: str) -> int:
     with tempfile.TemporaryDirectory(prefix="auth-mcp-bench-") as tmp:
         tmpdir = Path(tmp)
         for name in ("auth", "baseline", "auth-info", "baseline-info"):
