@@ -45,6 +45,9 @@ def page_headers(nonce: str) -> dict[str, str]:
         ),
         "X-Frame-Options": "DENY",
         "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
+        # same-origin, not no-referrer: under no-referrer browsers send `Origin: null` with the
+        # consent form's own POST (Fetch: "append a request Origin header"), which the consent
+        # page must be able to tell from a cross-site post. Other sites still get no Referer.
+        "Referrer-Policy": "same-origin",
         "Cache-Control": "no-store",
     }

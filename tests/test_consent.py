@@ -162,3 +162,14 @@ async def test_unknown_or_expired_requests_get_a_page_that_says_so(db_url: str) 
 async def test_an_incomplete_form_is_a_bad_request(db_url: str) -> None:
     async with in_process(database_url=db_url) as env:
         assert (await env.http.post("/consent", data={"decision": "approve"})).status_code == 400
+
+
+async def test_browsers_send_the_consent_forms_own_origin_so_it_is_accepted(db_url: str) -> None:
+    # Under `Referrer-Policy: no-referrer` browsers would send `Origin: null` with the form's own
+    # POST, indistinguishable from a sandboxed cross-site post; same-origin keeps the real origin.
+    async with in_process(database_url=db_url) as env:
+        browser = env.client()
+        page, form = await open_consent(env, browser, await new_client(env))
+        assert page.headers["referrer-policy"] == "same-origin"
+        response = await browser.post("/consent", data={**form, "decision": "approve"}, headers={"origin": env.issuer})
+        assert response.status_code == 303
