@@ -3,8 +3,8 @@
 Registration (RFC 7591 §2, OAuth 2.1 §2.3.1, RFC 8252 §7): https anywhere; http only on the
 loopback interface; private-use schemes for native apps. Never a fragment, credentials,
 wildcards, or a scheme that executes or reads content in the browser (javascript:, data: ...).
-Matching (OAuth 2.1 §4.1.1): exact string comparison, except that a loopback IP-literal
-redirect may come back on any port (RFC 8252 §7.3), because native apps bind an ephemeral port.
+Matching (OAuth 2.1 §4.1.1): exact string comparison, except that a loopback redirect may come
+back on any port (RFC 8252 §7.3), because native apps bind an ephemeral port.
 """
 
 from __future__ import annotations
@@ -70,9 +70,12 @@ def check_registrable(uri: str) -> None:
 def matches(requested: str, registered: list[str]) -> str | None:
     """The registered URI that `requested` matches, or None.
 
-    Exact match first; otherwise a loopback IP literal (127.0.0.1 or [::1]) over http may
-    differ only in its port (RFC 8252 §7.3). `localhost` gets no port leeway: RFC 8252 §8.3
-    discourages it because the name need not resolve to the loopback interface.
+    Exact match first; otherwise a loopback redirect over http may differ only in its port
+    (RFC 8252 §7.3). Deliberate deviation: RFC 8252 §7.3 names the IP literals 127.0.0.1 and
+    [::1]; we also give `localhost` the port leeway, because MCP clients register it (Claude
+    Code's metadata document lists http://localhost/callback and comes back on a random port)
+    and browsers resolve `localhost` to the loopback interface only. The host must match exactly:
+    localhost never stands in for 127.0.0.1 or the other way round.
     """
     if requested in registered:
         return requested
@@ -81,7 +84,7 @@ def matches(requested: str, registered: list[str]) -> str | None:
         asked.port  # noqa: B018
     except ValueError:
         return None
-    if asked.scheme != "http" or asked.hostname not in _LOOPBACK_IP_HOSTS or asked.fragment or asked.username:
+    if asked.scheme != "http" or asked.hostname not in _LOOPBACK_HOSTS or asked.fragment or asked.username:
         return None
     for candidate in registered:
         try:

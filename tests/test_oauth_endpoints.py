@@ -140,7 +140,7 @@ async def test_an_unknown_client_gets_a_page_and_never_a_redirect(db_url: str) -
         "http://127.0.0.1:4567/callback/../evil",
         "http://127.0.0.1:4567/callbackx",
         "http://127.0.0.1.evil.example:4567/callback",
-        "http://localhost:4567/callback",
+        "http://localhost:4567/callback",  # registered was 127.0.0.1: the host must match
     ],
 )
 async def test_an_unregistered_or_look_alike_redirect_uri_is_never_redirected_to(db_url: str, redirect_uri: str) -> None:

@@ -58,16 +58,18 @@ def test_redirect_uris_match_exactly() -> None:
     assert matches("https://CLIENT.example.com/callback", registered) is None
 
 
-def test_a_loopback_ip_redirect_may_come_back_on_any_port() -> None:
-    # RFC 8252 §7.3
+def test_a_loopback_redirect_may_come_back_on_any_port() -> None:
+    # RFC 8252 §7.3 (and localhost too, for clients such as Claude Code)
     assert matches("http://127.0.0.1:51004/callback", ["http://127.0.0.1:3000/callback"])
     assert matches("http://127.0.0.1/callback", ["http://127.0.0.1:3000/callback"])
     assert matches("http://[::1]:9999/cb", ["http://[::1]/cb"])
+    assert matches("http://localhost:51004/callback", ["http://localhost/callback"])
 
 
-def test_only_the_port_may_vary_and_only_for_loopback_ips() -> None:
+def test_only_the_port_may_vary_and_only_on_the_loopback_interface() -> None:
     assert matches("http://127.0.0.1:51004/other", ["http://127.0.0.1:3000/callback"]) is None
-    assert matches("http://localhost:51004/callback", ["http://localhost:3000/callback"]) is None
+    assert matches("http://localhost:51004/callback", ["http://127.0.0.1:3000/callback"]) is None
+    assert matches("http://127.0.0.1:51004/callback", ["http://localhost:3000/callback"]) is None
     assert matches("https://127.0.0.1:51004/callback", ["https://127.0.0.1:3000/callback"]) is None
     assert matches("http://127.0.0.2:3000/callback", ["http://127.0.0.1:3000/callback"]) is None
     assert matches("http://[::1]:3000/callback", ["http://127.0.0.1:3000/callback"]) is None
