@@ -307,7 +307,7 @@ def create_app(
     no_sdk_guard = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     # The MCP endpoint: Host/Origin checks, then (for configured browser origins) CORS, then the
     # bearer token, then the SDK's transport. Only this endpoint passes through these guards.
-    def guarded(transport: ASGIApp) -> ASGIApp:
+    def guarded(transport: ASGIApp, *, streamable: bool) -> ASGIApp:
         app: ASGIApp = BearerGuard(
             transport,
             verifier=verifier,
@@ -316,6 +316,7 @@ def create_app(
             default_scopes=[DEFAULT_SCOPE],
             tool_scopes={spec.name: spec.scopes for spec in ALL_TOOLS},
             metrics=metrics,
+            trust_routing_headers=streamable,
         )
         if settings.allowed_origins:
             app = _BrowserCors(app, origins=list(settings.allowed_origins))
@@ -330,12 +331,12 @@ def create_app(
             streamable_http_path="/mcp", stateless_http=True, json_response=True, transport_security=no_sdk_guard
         )
         # The session manager's ASGI handler behind the guards; _Shortcut takes /mcp straight there.
-        transport_routes = [Route("/mcp", guarded(mcp.session_manager.handle_request))]
+        transport_routes = [Route("/mcp", guarded(mcp.session_manager.handle_request, streamable=True))]
     else:
         sse_app = mcp.sse_app(sse_path="/sse", message_path="/messages/", transport_security=no_sdk_guard)
         # The SDK's SSE app routes /sse and /messages/ itself; it is mounted last, behind the guards.
         transport_routes = []
-        fallback_routes = [Mount("", app=guarded(sse_app))]
+        fallback_routes = [Mount("", app=guarded(sse_app, streamable=False))]
 
     services = Services(
         settings=settings,

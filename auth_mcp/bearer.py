@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mcp.server.auth.middleware.auth_context import auth_context_var
+from mcp.shared.inbound import decode_header_value
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -54,7 +55,10 @@ class BearerGuard:
         default_scopes: Sequence[str],
         tool_scopes: Mapping[str, Sequence[str]],
         metrics: Metrics,
+        trust_routing_headers: bool,
     ) -> None:
+        # Only the streamable HTTP transport checks Mcp-Method / Mcp-Name against the body (SSE does not).
+        self._trust_routing_headers = trust_routing_headers
         self._metrics = metrics
         self._app = app
         self._verifier = verifier
@@ -86,11 +90,12 @@ class BearerGuard:
             await self._refuse(send, 401, error="invalid_token", description="The access token was issued for another resource")
             return
         if scope["method"] == "POST":
-            if _is_modern(headers.get(b"mcp-protocol-version")):
+            if self._trust_routing_headers and _is_modern(headers.get(b"mcp-protocol-version")):
                 # 2026-07-28 requests name their method and tool in headers, and the SDK refuses
                 # any request whose headers disagree with its body (HeaderMismatch, 400) before a
-                # handler runs; so the headers are what will run, without reading the body here.
-                needed = self._needed_for(headers.get(b"mcp-method"), headers.get(b"mcp-name"))
+                # handler runs (comparing the decoded Mcp-Name, so we decode it the same way); so the
+                # headers are what will run, without reading the body here.
+                needed = self._needed_for(headers.get(b"mcp-method"), decode_header_value(headers.get(b"mcp-name")))
                 missing = None if all(s in access.scopes for s in needed) else needed
             else:
                 body = await _read_body(receive)
@@ -124,11 +129,9 @@ class BearerGuard:
 
     def _missing_scopes(self, body: bytes, granted: Sequence[str]) -> tuple[str, ...] | None:
         """The scopes a tools/call needs, if the token lacks any of them (all of them, in one list)."""
-        if b"tools/call" not in body:
-            return None
         try:
             message: Any = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None  # the transport answers malformed JSON itself
         messages = message if isinstance(message, list) else [message]
         needed: list[str] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -21,7 +22,14 @@ from auth_mcp.clock import Clock
 from auth_mcp.crypto import DecryptionError, Keyring
 from auth_mcp.github.client import GitHub
 from auth_mcp.metrics import Metrics
-from auth_mcp.github.models import GitHubError, GitHubOAuthError, GitHubTokens, GitHubUnavailable, GitHubUser
+from auth_mcp.github.models import (
+    GitHubError,
+    GitHubOAuthError,
+    GitHubRateLimited,
+    GitHubTokens,
+    GitHubUnavailable,
+    GitHubUser,
+)
 from auth_mcp.pages import Pages
 from auth_mcp.provider import ClientDirectory
 from auth_mcp.storage.records import CodeRecord, GitHubCredentials, Grant, PendingAuthorization
@@ -167,9 +175,13 @@ class GitHubCallback:
         except _LoginFailed:
             await self._forget(token)
             raise
-        except GitHubUnavailable as exc:
+        except (GitHubUnavailable, GitHubRateLimited) as exc:
             await self._forget(token)
             raise _LoginFailed("temporarily_unavailable", f"GitHub is unavailable: {exc}") from None
+        except (GitHubError, ValidationError) as exc:
+            # Whatever else GitHub answered while checking who may get in: fail closed.
+            await self._forget(token)
+            raise _LoginFailed("access_denied", f"could not confirm with GitHub that you may get in: {exc}") from None
         if not decision.allowed:
             # Nothing is stored for someone who may not get in, and GitHub forgets the token.
             await self._forget(token)

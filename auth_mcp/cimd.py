@@ -41,6 +41,7 @@ FETCH_TIMEOUT = 5.0
 MIN_CACHE_SECONDS = 60
 MAX_CACHE_SECONDS = 24 * 3600
 MAX_CACHED_DOCUMENTS = 1000
+MAX_CONCURRENT_FETCHES = 4
 _SHARED_SECRET_METHODS = frozenset({"client_secret_post", "client_secret_basic", "client_secret_jwt"})
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -77,13 +78,23 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+# IPv6 forms that carry an IPv4 address a gateway may reach (NAT64, 6to4, Teredo, IPv4-compatible
+# and -translated): refused outright rather than unwrapped, since no client document lives there.
+_EMBEDDING_IPV4 = tuple(
+    ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32", "::/96", "::ffff:0:0:0/96")
+)
+
+
 def is_public_address(address: str) -> bool:
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif any(ip in network for network in _EMBEDDING_IPV4):
+            return False
     return ip.is_global and not ip.is_multicast
 
 
@@ -110,6 +121,8 @@ class MetadataDocumentClients:
         )
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
+        # A few fetches at a time: slow or silent hosts cannot tie up the resolver's threads.
+        self._fetching = asyncio.Semaphore(MAX_CONCURRENT_FETCHES)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -126,7 +139,11 @@ class MetadataDocumentClients:
             if cached is not None and cached.until > self._clock.now():
                 return cached.client
             try:
-                client, lifetime = await self._fetch(client_id)
+                async with self._fetching:
+                    async with asyncio.timeout(FETCH_TIMEOUT * 2):
+                        client, lifetime = await self._fetch(client_id)
+            except TimeoutError:
+                raise ClientMetadataError("the client metadata document could not be fetched in time") from None
             finally:
                 self._locks.pop(client_id, None)
         self._cache[client_id] = _Cached(client, self._clock.now() + lifetime)
@@ -141,8 +158,9 @@ class MetadataDocumentClients:
         host = parts.hostname or ""
         port = parts.port or 443
         try:
-            addresses = await self._resolver(host, port)
-        except OSError:
+            async with asyncio.timeout(FETCH_TIMEOUT):
+                addresses = await self._resolver(host, port)
+        except (OSError, TimeoutError):
             raise ClientMetadataError(f"the client's host {host} does not resolve") from None
         if not addresses:
             raise ClientMetadataError(f"the client's host {host} does not resolve")
@@ -195,6 +213,8 @@ class MetadataDocumentClients:
         if not isinstance(document.get("client_name"), str) or not document["client_name"].strip():
             raise ClientMetadataError("the client metadata document has no client_name")
         method = document.get("token_endpoint_auth_method", "none")
+        if not isinstance(method, str):
+            raise ClientMetadataError("the client metadata document's token_endpoint_auth_method is not a string")
         if method in _SHARED_SECRET_METHODS or "client_secret" in document:
             raise ClientMetadataError("a metadata-document client may not use a shared secret")
         if method != "none":
@@ -219,7 +239,8 @@ def _freshness(headers: httpx.Headers, now: float) -> float:
     if re.search(r"(?:^|,)\s*(?:no-store|no-cache)", control, re.IGNORECASE):
         lifetime = 0
     elif match := _MAX_AGE.search(control):
-        lifetime = int(match.group(1)) - int(headers.get("age", "0") or 0)
+        age = headers.get("age", "0").strip()
+        lifetime = int(match.group(1)) - (int(age) if age.isdigit() else 0)
     elif "expires" in headers:
         try:
             lifetime = parsedate_to_datetime(headers["expires"]).timestamp() - now

@@ -11,6 +11,7 @@ the code it later loads.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
@@ -42,6 +43,7 @@ from auth_mcp.verifier import CachedVerifier, McpAccessToken
 logger = logging.getLogger(__name__)
 
 CONSENT_PATH = "/consent"
+_S256_CHALLENGE = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 
 Recheck = Callable[[str], Awaitable[Decision]]
 """grant id -> is the person still allowed in (access_policy.MembershipRecheck)."""
@@ -150,6 +152,9 @@ class AuthServerProvider:
         # RFC 8707 §2: a resource we are not is refused before anything is stored.
         if not self._audience.accepts(params.resource):
             raise AuthorizeError("invalid_target", "the resource parameter does not name this MCP server")
+        if not _S256_CHALLENGE.fullmatch(params.code_challenge):
+            # RFC 7636 §4.2: an S256 challenge is 43 base64url characters (we allow up to 128).
+            raise AuthorizeError("invalid_request", "code_challenge must be 43 to 128 characters of base64url")
         request_id = tokens.new_opaque_id()
         now = self._now()
         await self._store.add_pending(

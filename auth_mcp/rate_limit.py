@@ -9,6 +9,7 @@ from anyone else is ignored, so it cannot be forged to dodge the limit.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 from collections import OrderedDict
@@ -80,8 +81,7 @@ class RateLimit:
             await self._app(scope, receive, send)
             return
         client = scope.get("client")
-        address = client[0] if client else "unknown"
-        wait = self._buckets.take((address, self._name), self._limit)
+        wait = self._buckets.take((_bucket_of(client[0] if client else "unknown"), self._name), self._limit)
         if wait <= 0:
             await self._app(scope, receive, send)
             return
@@ -102,3 +102,13 @@ class RateLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _bucket_of(address: str) -> str:
+    """IPv6 clients get a /64 each (one host can use all of it); IPv4 an address."""
+    if ":" not in address:
+        return address
+    try:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    except ValueError:
+        return address

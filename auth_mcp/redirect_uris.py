@@ -84,7 +84,13 @@ def matches(requested: str, registered: list[str]) -> str | None:
         asked.port  # noqa: B018
     except ValueError:
         return None
-    if asked.scheme != "http" or asked.hostname not in _LOOPBACK_HOSTS or asked.fragment or asked.username:
+    if (
+        asked.scheme != "http"
+        or asked.hostname not in _LOOPBACK_HOSTS
+        or asked.fragment
+        or asked.username is not None
+        or asked.password is not None
+    ):
         return None
     for candidate in registered:
         try:

@@ -78,7 +78,7 @@ class CachedVerifier:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._unknown: OrderedDict[str, float] = OrderedDict()
         self._by_grant: dict[str, set[str]] = {}
-        self._inflight: dict[str, asyncio.Future[Verified | None]] = {}
+        self._inflight: dict[str, tuple[int, asyncio.Future[Verified | None]]] = {}
         # Bumped by every forget: a database read that overlapped a revocation is not cached.
         self._generation = 0
 
@@ -107,12 +107,13 @@ class CachedVerifier:
 
     async def _load(self, token: str, digest: str, now: float) -> Verified | None:
         pending = self._inflight.get(digest)
-        if pending is not None:
-            return await asyncio.shield(pending)
+        if pending is not None and pending[0] == self._generation:
+            # Share a read only if no revocation happened since it started.
+            return await asyncio.shield(pending[1])
         future: asyncio.Future[Verified | None] = asyncio.get_running_loop().create_future()
-        self._inflight[digest] = future
+        generation = self._generation
+        self._inflight[digest] = (generation, future)
         try:
-            generation = self._generation
             record = await self._store.get_access_token(digest)
             verified = None if record is None else self._verified(token, record)
             if generation == self._generation:
@@ -124,7 +125,8 @@ class CachedVerifier:
             future.exception()  # retrieved here, so an unawaited future logs nothing
             raise
         finally:
-            del self._inflight[digest]
+            if self._inflight.get(digest, (None, None))[1] is future:
+                del self._inflight[digest]
 
     def forget_grant(self, grant_id: str) -> None:
         """Drop every cached token of a grant (it was revoked, or its tokens rotated)."""

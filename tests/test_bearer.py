@@ -173,3 +173,37 @@ async def test_headers_that_disagree_with_the_body_cannot_dodge_the_scope_check(
         legacy = {**headers, **auth, "MCP-Protocol-Version": "2025-06-18", "Mcp-Name": "whoami"}
         response = await env.http.post("/mcp", json=body, headers=legacy)
         assert response.status_code == 403
+
+
+async def test_an_encoded_tool_name_or_an_escaped_method_cannot_dodge_the_scope_check(db_url: str) -> None:
+    import base64
+    import json as jsonlib
+
+    async with in_process(database_url=db_url) as env:
+        _, issued = await login(env)
+        headers, body = mcp_call("get_user_emails")
+        auth = {"Authorization": f"Bearer {issued.access_token}"}
+        encoded = "=?base64?" + base64.b64encode(b"get_user_emails").decode() + "?="
+        response = await env.http.post("/mcp", json=body, headers={**headers, **auth, "Mcp-Name": encoded})
+        assert response.status_code == 403
+        # Handshake-era request whose JSON spells the method with an escape.
+        legacy = {**headers, **auth, "MCP-Protocol-Version": "2025-06-18"}
+        raw = jsonlib.dumps(body).replace('"tools/call"', '"tools\\/call"')
+        response = await env.http.post("/mcp", content=raw, headers={**legacy, "content-type": "application/json"})
+        assert response.status_code == 403
+        # Absurdly nested JSON is a client error, not a crash.
+        nested = '{"method":"tools/call","params":' + "[" * 100_000 + "]" * 100_000 + "}"
+        response = await env.http.post("/mcp", content=nested, headers={**legacy, "content-type": "application/json"})
+        assert response.status_code < 500
+
+
+async def test_the_sse_message_endpoint_reads_the_body_whatever_the_headers_say(db_url: str) -> None:
+    async with in_process(database_url=db_url, transport="sse") as env:
+        _, issued = await login(env)
+        headers, body = mcp_call("get_user_emails")
+        response = await env.http.post(
+            "/messages/?session_id=" + "0" * 32,
+            json=body,
+            headers={**headers, "Authorization": f"Bearer {issued.access_token}", "Mcp-Method": "tools/list"},
+        )
+        assert response.status_code == 403

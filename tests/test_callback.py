@@ -214,3 +214,13 @@ async def test_membership_hidden_by_saml_sso_fails_closed_and_says_why(db_url: s
         assert result["error"] == "access_denied"
         assert "SAML single sign-on" in result["error_description"]
         assert await grants(env) == 0
+
+
+async def test_an_unexpected_github_answer_during_the_org_check_fails_closed_and_revokes_the_token(db_url: str) -> None:
+    async with in_process(database_url=db_url, allowed_orgs="acme") as env:
+        stand_in(env).options.orgs = {"alice": ["acme"]}
+        stand_in(env).fail_next("user/memberships/orgs", "422")
+        result, _ = await authorize(env, await new_client(env), browser=env.browser(login="alice"), state="s-1")
+        assert result["error"] == "access_denied" and result["state"] == "s-1" and result["iss"] == IN_PROCESS_URL
+        assert ("DELETE", "/applications/auth-mcp-dev/token") in stand_in(env).calls
+        assert await grants(env) == 0

@@ -171,6 +171,8 @@ async def test_a_loopback_redirect_may_use_another_port(db_url: str) -> None:
         ({"response_type": "token"}, "unsupported_response_type"),
         ({"scope": "repo"}, "invalid_scope"),
         ({"resource": "https://api.github.com"}, "invalid_target"),
+        ({"code_challenge": "x" * 200}, "invalid_request"),
+        ({"code_challenge": "short"}, "invalid_request"),
     ],
 )
 async def test_bad_requests_from_a_known_client_return_errors_with_state_and_iss(

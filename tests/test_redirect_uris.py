@@ -73,3 +73,8 @@ def test_only_the_port_may_vary_and_only_on_the_loopback_interface() -> None:
     assert matches("https://127.0.0.1:51004/callback", ["https://127.0.0.1:3000/callback"]) is None
     assert matches("http://127.0.0.2:3000/callback", ["http://127.0.0.1:3000/callback"]) is None
     assert matches("http://[::1]:3000/callback", ["http://127.0.0.1:3000/callback"]) is None
+
+
+def test_a_port_changed_loopback_redirect_may_not_smuggle_credentials() -> None:
+    assert matches("http://:secret@127.0.0.1:9/callback", ["http://127.0.0.1:3000/callback"]) is None
+    assert matches("http://user@127.0.0.1:9/callback", ["http://127.0.0.1:3000/callback"]) is None

@@ -128,7 +128,12 @@ class PersonGitHub:
         if current.github.refresh_expires_at is not None and current.github.refresh_expires_at <= self._clock.now():
             await self._end("GitHub's refresh token expired")
         try:
-            fresh = await self._github.refresh(refresh_token)
+            # Finish well within the lease, so no other process can start a second refresh of
+            # this single-use token while this one is still in flight.
+            async with asyncio.timeout(LEASE_SECONDS - 10):
+                fresh = await self._github.refresh(refresh_token)
+        except TimeoutError:
+            raise GitHubUnavailable("GitHub did not refresh the token in time; try again") from None
         except GitHubOAuthError as exc:
             await self._end(f"GitHub refused to refresh it: {exc.error}")
             raise  # unreachable
