@@ -358,12 +358,12 @@ def create_app(
     limits = default_limits(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else {}
     buckets = TokenBuckets(clock=clock)
 
-    def limited(path: str, app: ASGIApp) -> ASGIApp:
+    def rate_limited(path: str, app: ASGIApp) -> ASGIApp:
         limit = limits.get(path)
         return app if limit is None else RateLimit(app, name=path, limit=limit, buckets=buckets)
 
     routes += _oauth_routes(
-        limited=limited,
+        rate_limited=rate_limited,
         provider=provider,
         clients=clients,
         issuer=issuer,
@@ -372,9 +372,9 @@ def create_app(
         resource_scopes=[DEFAULT_SCOPE],
     )
     routes += [
-        Route("/consent", _Asgi(limited("/consent", request_response(consent.show))), methods=["GET"]),
-        Route("/consent", _Asgi(limited("/consent", request_response(consent.decide))), methods=["POST"]),
-        Route(CALLBACK_PATH, _Asgi(limited(CALLBACK_PATH, request_response(callback.handle))), methods=["GET"]),
+        Route("/consent", _Asgi(rate_limited("/consent", request_response(consent.show))), methods=["GET"]),
+        Route("/consent", _Asgi(rate_limited("/consent", request_response(consent.decide))), methods=["POST"]),
+        Route(CALLBACK_PATH, _Asgi(rate_limited(CALLBACK_PATH, request_response(callback.handle))), methods=["GET"]),
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz(engine), methods=["GET"]),
         *([Route("/metrics", metrics.endpoint, methods=["GET"])] if settings.metrics else []),
@@ -425,7 +425,7 @@ def create_app(
 
 def _oauth_routes(
     *,
-    limited: Callable[[str, ASGIApp], ASGIApp],
+    rate_limited: Callable[[str, ASGIApp], ASGIApp],
     provider: AuthServerProvider,
     clients: ClientDirectory,
     issuer: str,
@@ -470,16 +470,16 @@ def _oauth_routes(
         Route("/.well-known/oauth-protected-resource", prm, methods=["GET", "OPTIONS"]),
         Route(
             "/authorize",
-            limited("/authorize", _limited(AuthorizeEndpoint(provider=provider, clients=clients, issuer=issuer, pages=pages), OAUTH_BODY_LIMIT)),
+            rate_limited("/authorize", _body_limited(AuthorizeEndpoint(provider=provider, clients=clients, issuer=issuer, pages=pages), OAUTH_BODY_LIMIT)),
             methods=["GET", "POST"],
         ),
         Route(
             "/token",
-            _public(limited("/token", _limited(TokenEndpoint(provider=provider, audience=audience), OAUTH_BODY_LIMIT)), post),
+            _public(rate_limited("/token", _body_limited(TokenEndpoint(provider=provider, audience=audience), OAUTH_BODY_LIMIT)), post),
             methods=post,
         ),
-        Route("/register", _public(limited("/register", _limited(registration.handle, REGISTRATION_BODY_LIMIT)), post), methods=post),
-        Route("/revoke", _public(limited("/revoke", _limited(RevokeEndpoint(provider=provider), OAUTH_BODY_LIMIT)), post), methods=post),
+        Route("/register", _public(rate_limited("/register", _body_limited(registration.handle, REGISTRATION_BODY_LIMIT)), post), methods=post),
+        Route("/revoke", _public(rate_limited("/revoke", _body_limited(RevokeEndpoint(provider=provider), OAUTH_BODY_LIMIT)), post), methods=post),
     ]
 
 
@@ -489,7 +489,7 @@ def _public(app: ASGIApp, methods: list[str]) -> ASGIApp:
     return CORSMiddleware(app=app, allow_origins="*", allow_methods=methods, allow_headers=[MCP_PROTOCOL_VERSION_HEADER])
 
 
-def _limited(handler: Any, limit: int) -> ASGIApp:
+def _body_limited(handler: Any, limit: int) -> ASGIApp:
     """A request handler whose body may not exceed `limit` bytes (413 otherwise)."""
     return RequestBodyLimitMiddleware(request_response(handler), limit)
 

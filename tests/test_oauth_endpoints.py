@@ -20,7 +20,7 @@ from tests.support.oauth import (
     refresh,
     register,
 )
-from tests.support.server import IN_PROCESS_URL, InProcess, in_process
+from tests.support.server import IN_PROCESS_URL, in_process
 
 
 # Metadata ----------------------------------------------------------------------------------------

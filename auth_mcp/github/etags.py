@@ -23,7 +23,7 @@ class ETagCache:
     keeps its own, which costs at most one full response per replica.
     """
 
-    def __init__(self, *, max_entries: int = 10_000) -> None:
+    def __init__(self, *, max_entries: int = 2_048) -> None:
         self._entries: OrderedDict[tuple[str, str], CachedResponse] = OrderedDict()
         self._max_entries = max_entries
 

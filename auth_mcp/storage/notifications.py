@@ -81,8 +81,8 @@ class Announcer:
             def on_notice(_connection: Any, _pid: int, _channel: str, payload: str) -> None:
                 self._on_revoked(payload)
 
-            def on_termination(_connection: Any) -> None:
-                lost.set()
+            def on_termination(_connection: Any, lost: asyncio.Event = lost) -> None:
+                lost.set()  # bound to this connection's event, not a later one's
 
             try:
                 await connection.add_listener(CHANNEL, on_notice)
