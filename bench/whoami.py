@@ -39,8 +39,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
-from pydantic import BaseModel
 
+from auth_mcp.tools.whoami import WhoAmI  # the baseline answers with auth-mcp's own model
 from tests.support.forms import parse_forms
 from tests.support.oauth import pkce
 
@@ -89,18 +89,6 @@ end
 
 class BenchError(Exception):
     pass
-
-
-class WhoAmI(BaseModel):
-    """The baseline's answer: the same fields as auth_mcp.tools.whoami.WhoAmI."""
-
-    login: str
-    id: int
-    client_id: str
-    client_name: str | None
-    scopes: list[str]
-    expires_at: int | None
-    expires_at_iso: str | None
 
 
 def free_port() -> int:
