@@ -7,7 +7,11 @@ codes, GitHub endpoint labels; never a token, a user or a client id.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,13 +37,13 @@ class Metrics:
             "x-ratelimit-remaining of the latest GitHub API answer (per person, so a sample, not a total)",
             registry=self.registry,
         )
-        self.request_seconds = Histogram(
+        self.request_seconds = LatencyHistogram(
             "auth_mcp_http_request_duration_seconds",
             "HTTP request latency, by route template, method and status",
-            ["route", "method", "status"],
+            ("route", "method", "status"),
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=self.registry,
         )
+        self.registry.register(self.request_seconds)
 
     def github_call(self, endpoint: str, status: int | None, remaining: str | None) -> None:
         self.github_requests.labels(endpoint, str(status) if status is not None else "error").inc()
@@ -48,3 +52,45 @@ class Metrics:
 
     async def endpoint(self, _request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class LatencyHistogram:
+    """A Prometheus histogram observed once per HTTP request, from the event loop's thread only.
+
+    Written by hand because prometheus_client's `Histogram` takes a lock for its sum and for the
+    bucket on every observation, which made it a third of the access log's cost per request
+    (about 10,000 instructions, measured with callgrind). Here observations and the /metrics
+    scrape both run on the one event-loop thread, so plain counters are safe. The exposition
+    is the standard one: cumulative `_bucket{le=...}`, `_count` and `_sum` per label set.
+    """
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], *, buckets: Sequence[float]) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._labelnames = list(labelnames)
+        self._bounds = tuple(float(bound) for bound in buckets)
+        # Per label set: a count per bucket (the last one is +Inf), then the sum.
+        self._series: dict[tuple[object, ...], list[float]] = {}
+
+    def observe(self, labels: tuple[object, ...], seconds: float) -> None:
+        """One observation; `labels` are the label values in order (made strings at scrape time)."""
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = [0] * (len(self._bounds) + 2)
+        series[bisect_left(self._bounds, seconds)] += 1  # the first bucket whose bound is >= seconds (le)
+        series[-1] += seconds
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)
+        for labels, series in list(self._series.items()):
+            cumulative, buckets = 0.0, []
+            for bound, count in zip([*map(_le, self._bounds), "+Inf"], series[:-1], strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            family.add_metric([str(value) for value in labels], buckets, series[-1])
+        yield family
+
+
+def _le(bound: float) -> str:
+    # As prometheus_client writes bucket bounds: 0.005, 1.0, 10.0.
+    return repr(bound)

@@ -7,7 +7,10 @@ import logging
 
 import pytest
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from auth_mcp.logs import JsonFormatter, configure_logging
+from auth_mcp.metrics import LatencyHistogram
 from tests.support.oauth import call_tool, login
 from tests.support.server import in_process
 
@@ -28,6 +31,34 @@ async def test_metrics_count_logins_tokens_refusals_github_calls_and_latency(db_
     assert "auth_mcp_github_rate_limit_remaining" in text
     assert 'auth_mcp_http_request_duration_seconds_count{method="POST",route="/mcp",status="200"}' in text
     assert "amcp_" not in text  # no token ever becomes a label
+
+
+async def test_the_latency_histogram_is_valid_prometheus_exposition(db_url: str) -> None:
+    async with in_process(database_url=db_url) as env:
+        for _ in range(3):
+            await env.http.get("/healthz")
+        text = (await env.http.get("/metrics")).text
+    (family,) = [f for f in text_string_to_metric_families(text) if f.name == "auth_mcp_http_request_duration_seconds"]
+    assert family.type == "histogram"
+    healthz = [s for s in family.samples if s.labels.get("route") == "/healthz"]
+    buckets = [s for s in healthz if s.name.endswith("_bucket")]
+    assert [s.labels["le"] for s in buckets][-1] == "+Inf" and len(buckets) == 14
+    counts = [s.value for s in buckets]
+    assert counts == sorted(counts) and counts[-1] == 3  # cumulative, +Inf holds every request
+    by_name = {s.name: s.value for s in healthz if not s.name.endswith("_bucket")}
+    assert by_name["auth_mcp_http_request_duration_seconds_count"] == 3
+    assert 0 < by_name["auth_mcp_http_request_duration_seconds_sum"] < 3
+    assert {s.labels["method"] for s in healthz} == {"GET"} and {s.labels["status"] for s in healthz} == {"200"}
+
+
+def test_histogram_buckets_are_upper_bounds_inclusive() -> None:
+    histogram = LatencyHistogram("t", "t", ("route",), buckets=(0.001, 0.01))
+    for seconds in (0.001, 0.0011, 0.01, 5.0):
+        histogram.observe(("/x",), seconds)
+    (family,) = histogram.collect()
+    buckets = {s.labels["le"]: s.value for s in family.samples if s.name == "t_bucket"}
+    assert buckets == {"0.001": 1, "0.01": 3, "+Inf": 4}
+    assert [s.value for s in family.samples if s.name == "t_sum"] == [pytest.approx(5.0121)]
 
 
 async def test_every_response_carries_a_request_id_and_a_sane_incoming_one_is_kept(db_url: str) -> None:
