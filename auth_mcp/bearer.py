@@ -96,13 +96,13 @@ class BearerGuard:
                 # handler runs (comparing the decoded Mcp-Name, so we decode it the same way); so the
                 # headers are what will run, without reading the body here.
                 needed = self._needed_for(headers.get(b"mcp-method"), decode_header_value(headers.get(b"mcp-name")))
-                missing = None if all(s in access.scopes for s in needed) else needed
+                missing = None if verified.scopes.issuperset(needed) else needed
             else:
                 body = await _read_body(receive)
                 if body is None:
                     await _send_json(send, 413, {"error": "invalid_request", "error_description": "Request body too large"})
                     return
-                missing = self._missing_scopes(body, access.scopes)
+                missing = self._missing_scopes(body, verified.scopes)
                 receive = _replay(body, receive)
             if missing is not None:
                 self._metrics.tokens_refused.labels("insufficient_scope").inc()
@@ -127,7 +127,7 @@ class BearerGuard:
             return ()
         return self._tool_scopes.get(name, ())
 
-    def _missing_scopes(self, body: bytes, granted: Sequence[str]) -> tuple[str, ...] | None:
+    def _missing_scopes(self, body: bytes, granted: frozenset[str]) -> tuple[str, ...] | None:
         """The scopes a tools/call needs, if the token lacks any of them (all of them, in one list)."""
         try:
             message: Any = json.loads(body)

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
+from pydantic import Field
 from starlette.authentication import AuthCredentials
 
 from auth_mcp.clock import Clock
@@ -31,14 +34,29 @@ from auth_mcp.storage.records import AccessTokenRecord
 from auth_mcp.storage.store import Store
 from auth_mcp.tokens import token_hash
 
+T = TypeVar("T")
+
 
 class McpAccessToken(AccessToken):
-    """The SDK's access token, plus who it is: the grant and the person behind it."""
+    """The SDK's access token, plus who it is: the grant and the person behind it.
+
+    One instance serves every request of a token while it is cached, so answers that depend on
+    the token alone (`whoami`) are computed once and kept in `answers`.
+    """
 
     grant_id: str
     github_user_id: int
     github_login: str
     client_name: str | None = None
+    # A field, not a pydantic private attribute: those are read through __getattr__ (~1.4 µs).
+    answers: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
+
+    def answer(self, key: str, build: Callable[[McpAccessToken], T]) -> T:
+        """`build(self)`, computed once per instance (the token's fields never change)."""
+        answers = self.answers
+        if key not in answers:
+            answers[key] = build(self)
+        return answers[key]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +66,7 @@ class Verified:
     token: McpAccessToken
     user: AuthenticatedUser
     credentials: AuthCredentials
+    scopes: frozenset[str]  # the token's scopes, for the per-request scope checks
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,4 +213,9 @@ class CachedVerifier:
             github_login=record.github_login,
             client_name=record.client_name,
         )
-        return Verified(token=access, user=AuthenticatedUser(access), credentials=AuthCredentials(access.scopes))
+        return Verified(
+            token=access,
+            user=AuthenticatedUser(access),
+            credentials=AuthCredentials(access.scopes),
+            scopes=frozenset(access.scopes),
+        )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
 from auth_mcp.tools.kit import caller, scoped_tool
+from auth_mcp.verifier import McpAccessToken
 
 
 class WhoAmI(BaseModel):
@@ -24,7 +24,10 @@ class WhoAmI(BaseModel):
 async def whoami() -> WhoAmI:
     """Who this access token belongs to: GitHub login and numeric id, the MCP client's id and name,
     the granted scopes and when the token expires."""
-    token = caller()
+    return caller().answer("whoami", _who)
+
+
+def _who(token: McpAccessToken) -> WhoAmI:
     expires = token.expires_at
     return WhoAmI(
         login=token.github_login,
@@ -33,10 +36,5 @@ async def whoami() -> WhoAmI:
         client_name=token.client_name,
         scopes=list(token.scopes),
         expires_at=expires,
-        expires_at_iso=_iso(expires) if expires else None,
+        expires_at_iso=datetime.fromtimestamp(expires, UTC).isoformat() if expires else None,
     )
-
-
-@functools.lru_cache(maxsize=4096)
-def _iso(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat()
