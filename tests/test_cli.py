@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -77,6 +79,47 @@ def test_with_no_configuration_main_py_serves_dev_mode_and_stops_cleanly(tmp_pat
     assert (tmp_path / "auth-mcp.db").exists()
     key = tmp_path / "auth-mcp.db.key"
     assert key.exists() and oct(key.stat().st_mode & 0o777) == "0o600"
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_sigterm_lets_a_request_in_flight_finish_and_takes_no_new_connections(tmp_path: Path) -> None:
+    with serving(cwd=tmp_path) as (process, url):
+        port = int(url.rsplit(":", 1)[1])
+        body = json.dumps({"client_name": "late", "redirect_uris": ["http://127.0.0.1:9/cb"], "token_endpoint_auth_method": "none"}).encode()
+        head = (
+            f"POST /register HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(head.encode())
+            # uvicorn answers 100 Continue when the app asks for the body: the request is in flight.
+            assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue")
+            process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # shutdown has begun once the listener is gone
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                except ConnectionRefusedError:
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the server still accepted connections 10 s after SIGTERM")
+            assert process.poll() is None, "the server exited with a request in flight"
+            sock.sendall(body)
+            response = _read_until_closed(sock)
+        status_line, _, rest = response.partition(b"\r\n")
+        assert status_line == b"HTTP/1.1 201 Created", response[:500]
+        assert json.loads(rest.partition(b"\r\n\r\n")[2])["client_name"] == "late"
+        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
+    # What the request wrote is there after the shutdown.
+    with sqlite3.connect(tmp_path / "auth-mcp.db") as db:
+        assert db.execute("SELECT count(*) FROM clients").fetchone() == (1,)
 
 
 def test_the_transport_flag_switches_to_sse(tmp_path: Path) -> None:
