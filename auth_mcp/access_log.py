@@ -2,8 +2,8 @@
 (method, path, never the query string: it carries OAuth codes and states), status, duration,
 and the latency histogram.
 
-This wraps every request, tool calls included, so it is written for the hot path: one pass over
-the headers, no per-request objects beyond the id and one closure.
+This wraps every request, tool calls included, so it is written for the hot path: headers read once (headers.py), no per-request objects beyond
+the id and one closure.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from time import perf_counter
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from auth_mcp.headers import request_headers
 from auth_mcp.metrics import Metrics
 
 logger = logging.getLogger("auth_mcp.access")
@@ -39,14 +40,11 @@ class AccessLog:
             await self._app(scope, receive, send)
             return
         started = perf_counter()
-        rid = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                # A proxy's request id is kept when it is a plain token; anything else is replaced.
-                if _SAFE_ID.match(value):
-                    rid = value.decode()
-                break
-        if rid is None:
+        incoming = request_headers(scope).get(b"x-request-id")
+        # A proxy's request id is kept when it is a plain token; anything else is replaced.
+        if incoming is not None and _SAFE_ID.match(incoming):
+            rid = incoming.decode()
+        else:
             rid = f"{_PREFIX}{next(_COUNTER):016x}"
         rid_header = (b"x-request-id", rid.encode())
         status = 500

@@ -23,6 +23,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth_mcp.audience import Audience
+from auth_mcp.headers import request_headers
 from auth_mcp.metrics import Metrics
 from auth_mcp.verifier import CachedVerifier
 
@@ -71,7 +72,7 @@ class BearerGuard:
         if scope["type"] != "http" or scope["method"] == "OPTIONS":
             await self._app(scope, receive, send)
             return
-        headers = _headers(scope)
+        headers = request_headers(scope)
         token = _bearer_token(headers.get(b"authorization"))
         if token is None:
             # RFC 6750 §3.1: no error code when the request carried no credentials at all.
@@ -95,7 +96,11 @@ class BearerGuard:
                 # any request whose headers disagree with its body (HeaderMismatch, 400) before a
                 # handler runs (comparing the decoded Mcp-Name, so we decode it the same way); so the
                 # headers are what will run, without reading the body here.
-                needed = self._needed_for(headers.get(b"mcp-method"), decode_header_value(headers.get(b"mcp-name")))
+                name = headers.get(b"mcp-name")
+                needed = self._needed_for(
+                    "tools/call" if headers.get(b"mcp-method") == b"tools/call" else None,
+                    None if name is None else decode_header_value(name.decode("latin-1")),
+                )
                 missing = None if verified.scopes.issuperset(needed) else needed
             else:
                 body = await _read_body(receive)
@@ -116,6 +121,10 @@ class BearerGuard:
                 return
         scope["user"] = verified.user
         scope["auth"] = verified.credentials
+        # Past this point identity travels as scope["user"]: the transport, its logs and the tools
+        # (which can read the HTTP request) never see the bearer token itself. It also spares the
+        # SDK one header in each of its several passes over them.
+        scope["headers"] = [header for header in scope["headers"] if header[0] != b"authorization"]
         reset = auth_context_var.set(verified.user)
         try:
             await self._app(scope, receive, send)
@@ -159,27 +168,18 @@ class BearerGuard:
         await _send_json(send, status, body, extra_headers=[(b"www-authenticate", challenge.encode())])
 
 
-_WANTED = frozenset({b"authorization", b"mcp-protocol-version", b"mcp-method", b"mcp-name"})
+_HANDSHAKE_VERSIONS = frozenset(version.encode() for version in HANDSHAKE_PROTOCOL_VERSIONS)
 
 
-def _headers(scope: Scope) -> dict[bytes, str]:
-    """The few request headers this guard reads, in one pass (the first of each wins)."""
-    found: dict[bytes, str] = {}
-    for name, value in scope["headers"]:
-        if name in _WANTED and name not in found:
-            found[name] = value.decode("latin-1")
-    return found
-
-
-def _is_modern(protocol_version: str | None) -> bool:
+def _is_modern(protocol_version: bytes | None) -> bool:
     """The SDK's own routing rule: such a request takes its per-request (header-checked) path."""
-    return protocol_version is not None and protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS
+    return protocol_version is not None and protocol_version not in _HANDSHAKE_VERSIONS
 
 
-def _bearer_token(authorization: str | None) -> str | None:
+def _bearer_token(authorization: bytes | None) -> str | None:
     if authorization is None:
         return None
-    scheme, _, token = authorization.partition(" ")
+    scheme, _, token = authorization.decode("latin-1").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from auth_mcp.headers import request_headers
 from auth_mcp.settings import is_loopback_host
 
 
@@ -75,12 +76,8 @@ class DnsRebindingGuard:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        host = origin = None
-        for name, value in scope["headers"]:
-            if name == b"host" and host is None:
-                host = value
-            elif name == b"origin" and origin is None:
-                origin = value
+        headers = request_headers(scope)
+        host, origin = headers.get(b"host"), headers.get(b"origin")
         if not self._decide(host, self.host_allowed, self._host_decisions):
             await _refuse(send, 421, "Invalid Host header")
             return

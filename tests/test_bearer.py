@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from mcp.server.mcpserver import Context
+
 from auth_mcp import tokens
+from auth_mcp.tools.kit import caller
 from auth_mcp.storage.records import CodeRecord, GitHubCredentials, Grant, TokenPair
 from tests.support.oauth import call_tool, login, mcp_call, new_client
 from tests.support.server import IN_PROCESS_URL, in_process
@@ -207,3 +210,21 @@ async def test_the_sse_message_endpoint_reads_the_body_whatever_the_headers_say(
             headers={**headers, "Authorization": f"Bearer {issued.access_token}", "Mcp-Method": "tools/list"},
         )
         assert response.status_code == 403
+
+
+async def test_the_bearer_token_stops_at_the_guard_and_identity_travels_on(db_url: str) -> None:
+    seen: dict[str, str] = {}
+
+    async def echo_headers(ctx: Context) -> str:
+        """Test tool: records the HTTP headers a tool can read, answers with the caller's login."""
+        seen.update(ctx.request_context.request.headers)
+        return caller().github_login
+
+    async with in_process(database_url=db_url) as env:
+        env.services.mcp.add_tool(echo_headers)
+        _, tokens = await login(env, login="alice")
+        response = await call_tool(env, tokens.access_token, "echo_headers")
+    assert response.status_code == 200, response.text
+    assert response.json()["result"]["content"][0]["text"] == "alice"
+    assert seen.get("mcp-name") == "echo_headers"  # the tool saw the request's headers...
+    assert "authorization" not in seen and tokens.access_token not in str(seen)  # ...but not the token
