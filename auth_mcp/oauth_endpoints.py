@@ -1,8 +1,9 @@
 """The authorization server's HTTP endpoints: the SDK's handlers, with what the SDK leaves out.
 
-- /authorize: the SDK's handler, plus RFC 9207 `iss` on the error redirects it makes itself and
-  a readable page (instead of bare JSON) when it must not redirect (unknown client, bad
-  redirect_uri: never a redirect, so no open redirector).
+- /authorize: the SDK's handler, plus RFC 9207 `iss` on the error redirects it makes itself, a
+  readable page (instead of bare JSON) when it must not redirect (unknown client, bad
+  redirect_uri: never a redirect), and a page the person confirms before an error redirect to a
+  website (RFC 9700 §4.11.2: no open redirector through self-registered clients).
 - /token: the SDK's handler, after refusing unknown grant types (`unsupported_grant_type`, where
   the SDK would say `invalid_request`) and foreign resources (RFC 8707 `invalid_target`, which
   the SDK does not check).
@@ -26,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from auth_mcp.audience import Audience
 from auth_mcp.pages import Pages
 from auth_mcp.provider import CONSENT_PATH, AuthServerProvider, ClientDirectory
+from auth_mcp.settings import is_loopback_host
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _GRANT_TYPES = frozenset({"authorization_code", "refresh_token"})
@@ -62,7 +64,10 @@ class AuthorizeEndpoint:
         location = response.headers.get("location")
         if response.status_code in (302, 303) and location and not location.startswith(self._consent_url + "?"):
             # An error redirect to the client's registered redirect_uri: add iss (RFC 9207 §2).
-            response.headers["location"] = _with_param(location, "iss", self._issuer)
+            location = _with_param(location, "iss", self._issuer)
+            if _is_website(location):
+                return self._confirm_error_redirect(location)
+            response.headers["location"] = location
             return response
         if response.status_code == 400 and "text/html" in request.headers.get("accept", ""):
             try:
@@ -78,6 +83,34 @@ class AuthorizeEndpoint:
                 error=str(body.get("error") or "invalid_request"),
             )
         return response
+
+    def _confirm_error_redirect(self, location: str) -> Response:
+        """RFC 9700 §4.11.2 (the authorization server as open redirector): anyone can register a
+        client whose redirect URI is their own website and hand people a link to a deliberately
+        broken request on this server; redirected at once, the person would land on that site
+        with this server's name vouching for it. Such an error, met before the person has seen
+        the consent page, goes to a website only through this page, which names the site and
+        leaves the choice to them. Loopback and native-app redirect URIs stay on the person's
+        own device and are redirected at once, as clients expect."""
+        query = dict(parse_qsl(urlsplit(location).query))
+        host = urlsplit(location).hostname or ""
+        return self._pages.error(
+            status_code=400,
+            title="This sign-in request cannot be completed",
+            message=query.get("error_description") or "The application's request was not valid.",
+            hint=f"The application asked to be sent back to {host} with this error. "
+            "Continue only if you trust that site and were expecting to sign in.",
+            error=query.get("error"),
+            continue_url=location,
+            continue_host=host,
+        )
+
+
+def _is_website(uri: str) -> bool:
+    """A redirect URI that leaves the person's device (registration allows https, loopback http
+    and private-use schemes; only the first can be someone else's website)."""
+    parts = urlsplit(uri)
+    return parts.scheme == "https" and not is_loopback_host(parts.hostname)
 
 
 def _with_param(url: str, name: str, value: str) -> str:

@@ -33,8 +33,19 @@ class Pages:
         message: str,
         hint: str | None = None,
         error: str | None = None,
+        continue_url: str | None = None,
+        continue_host: str | None = None,
     ) -> HTMLResponse:
-        return self.render("error.html", status_code=status_code, title=title, message=message, hint=hint, error=error)
+        return self.render(
+            "error.html",
+            status_code=status_code,
+            title=title,
+            message=message,
+            hint=hint,
+            error=error,
+            continue_url=continue_url,
+            continue_host=continue_host,
+        )
 
 
 def page_headers(nonce: str) -> dict[str, str]:

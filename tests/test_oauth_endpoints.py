@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -191,6 +193,29 @@ async def test_bad_requests_from_a_known_client_return_errors_with_state_and_iss
             "state": "my-state",
             "iss": IN_PROCESS_URL,
         }
+
+
+@pytest.mark.parametrize("params", [{"scope": "repo"}, {"response_type": "token"}, {"resource": "https://api.github.com"}])
+async def test_an_error_for_a_website_redirect_is_a_page_the_person_confirms_not_a_redirect(
+    db_url: str, params: dict[str, str]
+) -> None:
+    # RFC 9700 §4.11.2: a self-registered client must not turn this server into an open
+    # redirector by sending people a deliberately broken request.
+    async with in_process(database_url=db_url) as env:
+        client = await new_client(env, redirect_uris=["https://phish.example/cb"])
+        _, challenge = pkce()
+        response = await env.http.get(authorize_url(env, client, challenge, state="s-1", **params), headers={"accept": "text/html"})
+        assert response.status_code == 400 and "location" not in response.headers
+        assert response.headers["content-type"].startswith("text/html")
+        assert "phish.example" in response.text and "Continue to phish.example" in response.text
+        (link,) = re.findall(r'<a href="([^"]+)">Continue to', response.text)
+        target = html.unescape(link)
+        assert target.startswith("https://phish.example/cb?")
+        assert query(target)["state"] == "s-1" and query(target)["iss"] == IN_PROCESS_URL and "error" in query(target)
+        # The same mistake from a loopback (native) client is redirected at once, as clients expect.
+        native = await new_client(env)
+        response = await env.http.get(authorize_url(env, native, challenge, **params))
+        assert response.status_code == 302 and response.headers["location"].startswith(native.redirect_uri)
 
 
 # /token --------------------------------------------------------------------------------------------
