@@ -2,8 +2,8 @@
 (method, path, never the query string: it carries OAuth codes and states), status, duration,
 and the latency histogram.
 
-This wraps every request, tool calls included, so it is written for the hot path: headers read once (headers.py), no per-request objects beyond
-the id and one closure.
+This wraps every request, tool calls included, so it is written for the hot path: headers are
+read once (headers.py), and nothing is made per request beyond the id and one closure.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth_mcp.audience import Audience
-from auth_mcp.headers import request_headers
+from auth_mcp.headers import remove_header, request_headers
 from auth_mcp.metrics import Metrics
 from auth_mcp.verifier import CachedVerifier
 
@@ -124,7 +124,7 @@ class BearerGuard:
         # Past this point identity travels as scope["user"]: the transport, its logs and the tools
         # (which can read the HTTP request) never see the bearer token itself. It also spares the
         # SDK one header in each of its several passes over them.
-        scope["headers"] = [header for header in scope["headers"] if header[0] != b"authorization"]
+        remove_header(scope, b"authorization")
         reset = auth_context_var.set(verified.user)
         try:
             await self._app(scope, receive, send)

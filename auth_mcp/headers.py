@@ -23,3 +23,9 @@ def request_headers(scope: Scope) -> dict[bytes, bytes]:
     values = dict(reversed(raw))
     scope[_MEMO] = (raw, values)
     return values
+
+
+def remove_header(scope: Scope, name: bytes) -> None:
+    """Take every `name` header out of the request, and out of the mapping above."""
+    scope["headers"] = [header for header in scope["headers"] if header[0] != name]
+    scope.pop(_MEMO, None)

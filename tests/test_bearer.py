@@ -217,7 +217,9 @@ async def test_the_bearer_token_stops_at_the_guard_and_identity_travels_on(db_ur
 
     async def echo_headers(ctx: Context) -> str:
         """Test tool: records the HTTP headers a tool can read, answers with the caller's login."""
-        seen.update(ctx.request_context.request.headers)
+        request = ctx.request_context.request
+        seen.update(request.headers)
+        seen["scope"] = repr(request.scope)  # everything a tool can reach of the HTTP request
         return caller().github_login
 
     async with in_process(database_url=db_url) as env:
@@ -228,3 +230,4 @@ async def test_the_bearer_token_stops_at_the_guard_and_identity_travels_on(db_ur
     assert response.json()["result"]["content"][0]["text"] == "alice"
     assert seen.get("mcp-name") == "echo_headers"  # the tool saw the request's headers...
     assert "authorization" not in seen and tokens.access_token not in str(seen)  # ...but not the token
+    assert "user" in seen["scope"]  # identity is there, as scope["user"]
