@@ -96,11 +96,8 @@ class BearerGuard:
                 # any request whose headers disagree with its body (HeaderMismatch, 400) before a
                 # handler runs (comparing the decoded Mcp-Name, so we decode it the same way); so the
                 # headers are what will run, without reading the body here.
-                name = headers.get(b"mcp-name")
-                needed = self._needed_for(
-                    "tools/call" if headers.get(b"mcp-method") == b"tools/call" else None,
-                    None if name is None else decode_header_value(name.decode("latin-1")),
-                )
+                method, name = _text(headers.get(b"mcp-method")), _text(headers.get(b"mcp-name"))
+                needed = self._needed_for(method, decode_header_value(name))
                 missing = None if verified.scopes.issuperset(needed) else needed
             else:
                 body = await _read_body(receive)
@@ -174,6 +171,10 @@ _HANDSHAKE_VERSIONS = frozenset(version.encode() for version in HANDSHAKE_PROTOC
 def _is_modern(protocol_version: bytes | None) -> bool:
     """The SDK's own routing rule: such a request takes its per-request (header-checked) path."""
     return protocol_version is not None and protocol_version not in _HANDSHAKE_VERSIONS
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
 
 
 def _bearer_token(authorization: bytes | None) -> str | None:

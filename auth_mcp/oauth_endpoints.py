@@ -92,8 +92,8 @@ class AuthorizeEndpoint:
         the consent page, goes to a website only through this page, which names the site and
         leaves the choice to them. Loopback and native-app redirect URIs stay on the person's
         own device and are redirected at once, as clients expect."""
-        query = dict(parse_qsl(urlsplit(location).query))
-        host = urlsplit(location).hostname or ""
+        parts = urlsplit(location)
+        query, host = dict(parse_qsl(parts.query)), parts.hostname or ""
         return self._pages.error(
             status_code=400,
             title="This sign-in request cannot be completed",

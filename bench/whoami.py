@@ -47,10 +47,6 @@ from tests.support.oauth import pkce
 RESULTS = Path(__file__).resolve().parent / "results"
 REDIRECT_URI = "http://127.0.0.1:9/cb"
 TARGET_RATIO = {"sqlite": 0.90, "postgresql": 0.95}
-# On a machine with two or more cores, each server runs on its own core and wrk on the others,
-# so the load generator does not steal the server's CPU in uneven slices (the largest source of
-# noise between runs on a 2-core machine). --no-pin turns it off.
-SERVER_CPU = 0
 MAX_HOPS = 20
 START_TIMEOUT = 30.0
 
@@ -234,8 +230,11 @@ def write_lua(path: Path, headers: dict[str, str]) -> Path:
     return path
 
 
-SERVER_CPUS: set[int] | None = None  # set in main(): the core(s) the servers run on
-LOAD_CPUS: set[int] | None = None  # and wrk's
+# On a machine with two or more cores, main() puts the servers on the first core and wrk on the
+# others, so the load generator does not steal the server's CPU in uneven slices (the largest
+# source of noise between runs on a 2-core machine). --no-pin leaves both unset.
+SERVER_CPUS: set[int] | None = None
+LOAD_CPUS: set[int] | None = None
 
 
 def _pin(cpus: set[int] | None):  # noqa: ANN202 - a preexec_fn or None
@@ -353,7 +352,7 @@ def main() -> int:
     cpus = sorted(os.sched_getaffinity(0))
     if not args.no_pin and len(cpus) >= 2:
         global SERVER_CPUS, LOAD_CPUS
-        SERVER_CPUS, LOAD_CPUS = {cpus[SERVER_CPU]}, set(cpus) - {cpus[SERVER_CPU]}
+        SERVER_CPUS, LOAD_CPUS = {cpus[0]}, set(cpus[1:])
     with contextlib.ExitStack() as stack:
         if args.database == "postgresql":
             DATABASE_URL["url"] = stack.enter_context(postgres_database())
