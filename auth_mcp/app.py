@@ -31,34 +31,36 @@ from starlette.routing import BaseRoute, Mount, Route, Router, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from auth_mcp.access_log import AccessLog
-from auth_mcp.access_policy import AccessPolicy, MembershipRecheck
-from auth_mcp.audience import Audience
-from auth_mcp.bearer import BearerGuard
-from auth_mcp.browser import BrowserBinding
-from auth_mcp.callback import GitHubCallback
-from auth_mcp.cimd import MetadataDocumentClients
+from auth_mcp.http.access_log import AccessLog
+from auth_mcp.authorization.access_policy import AccessPolicy, MembershipRecheck
+from auth_mcp.resource.audience import Audience
+from auth_mcp.resource.bearer import BearerGuard
+from auth_mcp.authorization.browser import BrowserBinding
+from auth_mcp.authorization.callback import GitHubCallback
+from auth_mcp.authorization.cimd import MetadataDocumentClients
 from auth_mcp.clock import Clock, SystemClock
-from auth_mcp.consent import Consent
+from auth_mcp.authorization.consent import Consent
 from auth_mcp.crypto import Keyring, load_or_create_key_file
-from auth_mcp.dns_rebinding import DnsRebindingGuard
+from auth_mcp.http.dns_rebinding import DnsRebindingGuard
 from auth_mcp.github.client import DEFAULT_TIMEOUT, GitHubClient
 from auth_mcp.github.devserver import DevGitHub, DevGitHubOptions
 from auth_mcp.github.person import PersonGitHub
-from auth_mcp.metrics import Metrics
-from auth_mcp.oauth_endpoints import AuthorizeEndpoint, RevokeEndpoint, TokenEndpoint
-from auth_mcp.pages import Pages
-from auth_mcp.provider import AuthServerProvider, ClientDirectory
-from auth_mcp.rate_limit import RateLimit, TokenBuckets, default_limits
-from auth_mcp.revocation import Revoker
-from auth_mcp.settings import DEFAULT_SCOPE, SUPPORTED_SCOPES, Settings
+from auth_mcp.http.metrics import Metrics
+from auth_mcp.authorization.endpoints import AuthorizeEndpoint, RevokeEndpoint, TokenEndpoint
+from auth_mcp.http.pages import Pages
+from auth_mcp.authorization.client_directory import ClientDirectory
+from auth_mcp.authorization.provider import AuthServerProvider
+from auth_mcp.http.rate_limit import RateLimit, TokenBuckets, default_limits
+from auth_mcp.authorization.revocation import Revoker
+from auth_mcp.scopes import DEFAULT_SCOPE, SUPPORTED_SCOPES
+from auth_mcp.settings import Settings
 from auth_mcp.storage.engine import create_engine
 from auth_mcp.storage.migrate import prepare_schema, schema_status
 from auth_mcp.storage.notifications import Announcer
 from auth_mcp.storage.store import SqlStore
 from auth_mcp.tools import ALL_TOOLS
 from auth_mcp.tools.kit import SCOPES_META_KEY, ToolServices
-from auth_mcp.verifier import CachedVerifier
+from auth_mcp.resource.verifier import CachedVerifier
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from auth_mcp import admin
 from auth_mcp.app import create_app, key_file_path
-from auth_mcp.logs import configure_logging
+from auth_mcp.http.logs import configure_logging
 from auth_mcp.settings import Settings
 from auth_mcp.storage.engine import create_engine
 from auth_mcp.storage.migrate import SchemaError, prepare_schema, upgrade

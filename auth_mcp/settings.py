@@ -14,26 +14,11 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from auth_mcp.http.hosts import is_loopback_host
+
 Transport = Literal["streamable-http", "sse"]
 
-# MCP scopes are named after the GitHub scopes the tools need (PRODUCT.md, "Scopes").
-SUPPORTED_SCOPES: tuple[str, ...] = ("read:user", "user:email", "read:org")
-DEFAULT_SCOPE = "read:user"
-
 CommaList = Annotated[list[str], NoDecode]
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """True for `localhost`, 127.0.0.0/8 and ::1 (RFC 8252 §7.3's loopback interface)."""
-    if not host:
-        return False
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Settings(BaseSettings):

@@ -33,7 +33,7 @@ from auth_mcp.storage.engine import create_engine  # noqa: E402
 from auth_mcp.storage.migrate import upgrade  # noqa: E402
 from auth_mcp.storage.store import SqlStore  # noqa: E402
 from auth_mcp.tokens import new_access_token, token_hash  # noqa: E402
-from auth_mcp.verifier import CachedVerifier  # noqa: E402
+from auth_mcp.resource.verifier import CachedVerifier  # noqa: E402
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -22,7 +22,7 @@ import json
 import secrets
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -32,7 +32,14 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
 from auth_mcp.clock import Clock, SystemClock
-from auth_mcp.pages import Pages
+
+class Pages(Protocol):
+    """How the stand-in draws its login page and errors (the server's own page renderer)."""
+
+    def render(self, template: str, *, status_code: int = 200, **context: Any) -> Response: ...
+
+    def error(self, *, status_code: int, title: str, message: str) -> Response: ...
+
 
 # GitHub keeps at most this many tokens per user, app and scope set; the next evicts the oldest.
 TOKENS_PER_USER_APP_SCOPE = 10

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from auth_mcp.clock import Clock
@@ -29,7 +29,6 @@ from auth_mcp.github.models import (
     GitHubUnavailable,
     OrgMembership,
 )
-from auth_mcp.revocation import Revoker
 from auth_mcp.storage.records import GitHubCredentials, Grant
 from auth_mcp.storage.store import Store
 
@@ -41,6 +40,16 @@ _WAIT_STEP = 0.1
 _WAIT_STEPS = int(LEASE_SECONDS / _WAIT_STEP) + 10
 
 
+class GrantEnder(Protocol):
+    """Ends a grant whose GitHub authorization is gone (the authorization server's revoker).
+
+    Guarantees: when `revoke_grant` returns, the grant's MCP tokens are refused in this process.
+    It does not contact GitHub when `at_github` is false.
+    """
+
+    async def revoke_grant(self, grant_id: str, *, reason: str, at_github: bool) -> object: ...
+
+
 class GrantEnded(GitHubError):
     """The person's GitHub authorization is gone; their MCP tokens were revoked."""
 
@@ -50,7 +59,7 @@ class GrantEnded(GitHubError):
 
 class PersonGitHub:
     def __init__(
-        self, *, grant_id: str, store: Store, keyring: Keyring, github: GitHub, revoker: Revoker, clock: Clock
+        self, *, grant_id: str, store: Store, keyring: Keyring, github: GitHub, revoker: GrantEnder, clock: Clock
     ) -> None:
         self._grant_id = grant_id
         self._store = store

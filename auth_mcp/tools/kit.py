@@ -31,7 +31,7 @@ from mcp.server.mcpserver.resolve import Resolve
 
 from auth_mcp.github.models import GitHubError
 from auth_mcp.github.person import PersonGitHub
-from auth_mcp.verifier import McpAccessToken
+from auth_mcp.resource.verifier import McpAccessToken
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 
 from auth_mcp.tools.kit import caller, scoped_tool
-from auth_mcp.verifier import McpAccessToken
+from auth_mcp.resource.verifier import McpAccessToken
 
 
 class WhoAmI(BaseModel):

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from auth_mcp.github.devserver import DevGitHub, DevGitHubOptions
-from auth_mcp.pages import Pages
+from auth_mcp.http.pages import Pages
 from tests.support.browser import Browser
 from tests.support.clock import FakeClock
 from tests.support.oauth import authorize, call_tool, exchange, new_client

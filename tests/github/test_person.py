@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from auth_mcp.github.devserver import DevGitHub, DevGitHubOptions
-from auth_mcp.pages import Pages
+from auth_mcp.http.pages import Pages
 from tests.support.browser import Browser
 from tests.support.clock import FakeClock
 from tests.support.oauth import Client, authorize, call_tool, exchange, login, new_client, refresh

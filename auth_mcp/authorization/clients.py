@@ -8,8 +8,8 @@ from pydantic import AnyUrl
 from mcp.server.auth.provider import RegistrationError
 from mcp.shared.auth import InvalidRedirectUriError, InvalidScopeError, OAuthClientInformationFull
 
-from auth_mcp import redirect_uris
-from auth_mcp.settings import SUPPORTED_SCOPES
+from auth_mcp.authorization import redirect_uris
+from auth_mcp.scopes import SUPPORTED_SCOPES
 
 MAX_CLIENT_NAME_LENGTH = 200
 _ALLOWED_AUTH_METHODS = frozenset({"none", "client_secret_post", "client_secret_basic"})

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from auth_mcp.browser import BrowserBinding
+from auth_mcp.authorization.browser import BrowserBinding
 from auth_mcp.crypto import Keyring
 from auth_mcp.tokens import token_hash
 from starlette.responses import Response

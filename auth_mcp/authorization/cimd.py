@@ -31,7 +31,7 @@ import httpx
 from mcp.server.auth.provider import RegistrationError
 from pydantic import ValidationError
 
-from auth_mcp.clients import RegisteredClient, check_registration
+from auth_mcp.authorization.clients import RegisteredClient, check_registration
 from auth_mcp.clock import Clock
 
 logger = logging.getLogger(__name__)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
 from datetime import UTC, datetime
 from typing import Literal
 
-from auth_mcp.access_log import request_id
+# The id of the request being served, in every log line it causes (set by access_log.py).
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("auth_mcp_request_id", default="-")
 
 
 class _RequestId(logging.Filter):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from auth_mcp.audience import Audience
+from auth_mcp.resource.audience import Audience
 
 AUDIENCE = Audience(issuer="https://mcp.example.com", endpoint_path="/mcp")
 

@@ -8,7 +8,6 @@ read once (headers.py), and nothing is made per request beyond the id and one cl
 
 from __future__ import annotations
 
-import contextvars
 import itertools
 import logging
 import os
@@ -17,12 +16,12 @@ from time import perf_counter
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from auth_mcp.headers import request_headers
-from auth_mcp.metrics import Metrics
+from auth_mcp.http.headers import request_headers
+from auth_mcp.http.logs import request_id
+from auth_mcp.http.metrics import Metrics
 
 logger = logging.getLogger("auth_mcp.access")
 
-request_id: contextvars.ContextVar[str] = contextvars.ContextVar("auth_mcp_request_id", default="-")
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 # Request ids only need to be unique, not secret: a per-process random prefix and a counter.
 _PREFIX = os.urandom(8).hex()

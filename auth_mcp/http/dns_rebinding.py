@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from auth_mcp.headers import request_headers
-from auth_mcp.settings import is_loopback_host
+from auth_mcp.http.headers import request_headers
+from auth_mcp.http.hosts import is_loopback_host
 
 
 _MAX_DECISIONS = 1024

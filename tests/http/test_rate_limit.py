@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from auth_mcp.rate_limit import Limit, TokenBuckets
+from auth_mcp.http.rate_limit import Limit, TokenBuckets
 from tests.support.clock import FakeClock
 from tests.support.oauth import register
 from tests.support.server import in_process

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import Scope
 
-_MEMO = "auth_mcp.headers"
+_MEMO = "auth_mcp.http.headers"
 
 
 def request_headers(scope: Scope) -> dict[bytes, bytes]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auth_mcp.headers import remove_header, request_headers
+from auth_mcp.http.headers import remove_header, request_headers
 
 
 def test_the_first_of_a_repeated_header_wins_and_a_replaced_list_is_read_again() -> None:

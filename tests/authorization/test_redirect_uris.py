@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from auth_mcp.redirect_uris import RedirectUriRejected, check_registrable, matches
+from auth_mcp.authorization.redirect_uris import RedirectUriRejected, check_registrable, matches
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ import pytest
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from auth_mcp.logs import JsonFormatter, configure_logging
-from auth_mcp.metrics import LatencyHistogram
+from auth_mcp.http.logs import JsonFormatter, configure_logging
+from auth_mcp.http.metrics import LatencyHistogram
 from tests.support.oauth import call_tool, login
 from tests.support.server import in_process
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from auth_mcp.cimd import ClientMetadataError, MetadataDocumentClients, is_metadata_document_url
+from auth_mcp.authorization.cimd import ClientMetadataError, MetadataDocumentClients, is_metadata_document_url
 from tests.support.clock import FakeClock
 from tests.support.oauth import Client, authorize, authorize_url, call_tool, exchange, pkce
 from tests.support.server import in_process
