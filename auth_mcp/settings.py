@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     # Serve Prometheus metrics at /metrics (keep it off the public internet at your proxy).
     metrics: bool = True
 
+    # The tools to serve instead of the built-in ones: `package.module:attribute`, a @scoped_tool
+    # function or a list of them (include auth_mcp.tools.BUILTIN_TOOLS to keep those).
+    tools: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
     @field_validator("allowed_users", "allowed_orgs", "allowed_hosts", "allowed_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:

@@ -22,7 +22,7 @@ import logging
 import re
 import socket
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
@@ -33,6 +33,7 @@ from pydantic import ValidationError
 
 from auth_mcp.authorization.clients import RegisteredClient, check_registration
 from auth_mcp.clock import Clock
+from auth_mcp.scopes import SUPPORTED_SCOPES
 
 logger = logging.getLogger(__name__)
 
@@ -111,10 +112,12 @@ class MetadataDocumentClients:
         self,
         *,
         clock: Clock,
+        offered_scopes: Sequence[str] = SUPPORTED_SCOPES,
         resolver: Resolver = system_resolver,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._clock = clock
+        self._offered_scopes = tuple(offered_scopes)
         self._resolver = resolver
         self._http = httpx.AsyncClient(
             transport=transport, follow_redirects=False, timeout=FETCH_TIMEOUT, trust_env=False
@@ -221,12 +224,12 @@ class MetadataDocumentClients:
             raise ClientMetadataError(f"token_endpoint_auth_method {method!r} is not supported here; use none")
         try:
             client = RegisteredClient.model_validate({**document, "client_secret": None, "token_endpoint_auth_method": "none"})
-            checked = check_registration(client)
+            checked = check_registration(client, offered_scopes=self._offered_scopes)
         except ValidationError as exc:
             raise ClientMetadataError(f"the client metadata document is malformed: {exc.errors()[0]['msg']}") from None
         except RegistrationError as exc:
             raise ClientMetadataError(f"the client metadata document is not acceptable: {exc.error_description}") from None
-        return RegisteredClient.model_validate(checked.model_dump())
+        return RegisteredClient.model_validate({**checked.model_dump(), "offered_scopes": self._offered_scopes})
 
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-maxage|max-age)\s*=\s*\"?(\d+)", re.IGNORECASE)

@@ -4,6 +4,7 @@ metadata documents (cimd.py)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from mcp.shared.auth import OAuthClientInformationFull
 
@@ -20,7 +21,10 @@ class ClientDirectory:
     """Where client records come from: registrations in the store, and for URL client ids their
     metadata documents (cimd.py)."""
 
-    def __init__(self, *, store: Store, keyring: Keyring, documents: MetadataDocumentClients | None) -> None:
+    def __init__(
+        self, *, store: Store, keyring: Keyring, documents: MetadataDocumentClients | None, offered_scopes: Sequence[str]
+    ) -> None:
+        self._offered_scopes = tuple(offered_scopes)
         self._store = store
         self._keyring = keyring
         self._documents = documents
@@ -52,10 +56,12 @@ class ClientDirectory:
             except DecryptionError:
                 logger.error("client %s has a secret encrypted with a retired key; it must register again", client_id)
                 return None
-        return RegisteredClient.model_validate({**record.info, "client_id": client_id, "client_secret": secret})
+        return RegisteredClient.model_validate(
+            {**record.info, "client_id": client_id, "client_secret": secret, "offered_scopes": self._offered_scopes}
+        )
 
     async def register(self, info: OAuthClientInformationFull, *, now: int) -> None:
-        info = check_registration(info)
+        info = check_registration(info, offered_scopes=self._offered_scopes)
         stored = info.model_dump(mode="json", exclude_none=True, exclude={"client_secret"})
         secret_enc = self._keyring.encrypt(info.client_secret) if info.client_secret else None
         await self._store.add_client(

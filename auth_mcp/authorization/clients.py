@@ -3,7 +3,9 @@ checks a registration must pass (RFC 7591 §2, with our bounds)."""
 
 from __future__ import annotations
 
-from pydantic import AnyUrl
+from collections.abc import Sequence
+
+from pydantic import AnyUrl, Field
 
 from mcp.server.auth.provider import RegistrationError
 from mcp.shared.auth import InvalidRedirectUriError, InvalidScopeError, OAuthClientInformationFull
@@ -25,6 +27,9 @@ class RegisteredClient(OAuthClientInformationFull):
     offers (scope step-up, MCP basic/authorization), and the person approves it on the consent page.
     """
 
+    # The scopes this server offers (create_app's `scopes`); never stored nor shown.
+    offered_scopes: tuple[str, ...] = Field(default=SUPPORTED_SCOPES, exclude=True)
+
     def validate_redirect_uri(self, redirect_uri: AnyUrl | None) -> AnyUrl:
         registered = [str(uri) for uri in self.redirect_uris or []]
         if redirect_uri is None:
@@ -39,16 +44,23 @@ class RegisteredClient(OAuthClientInformationFull):
     def validate_scope(self, requested_scope: str | None) -> list[str] | None:
         if requested_scope is None:
             return None
-        requested = [scope for scope in requested_scope.split() if scope not in IMPLICIT_SCOPES]
-        unknown = [scope for scope in requested if scope not in SUPPORTED_SCOPES]
+        requested, unknown = requested_scopes(requested_scope, self.offered_scopes)
         if unknown:
-            raise InvalidScopeError(
-                f"unknown scope {', '.join(unknown)}; this server offers {', '.join(SUPPORTED_SCOPES)}"
-            )
-        return list(dict.fromkeys(requested)) or None
+            raise InvalidScopeError(unknown)
+        return requested or None
 
 
-def check_registration(info: OAuthClientInformationFull) -> OAuthClientInformationFull:
+def requested_scopes(scope: str, offered: Sequence[str]) -> tuple[list[str], str | None]:
+    """A space-separated scope parameter as a list without repeats or implicit scopes, and a
+    sentence naming the scopes this server does not offer (None when all are offered)."""
+    requested = list(dict.fromkeys(s for s in scope.split() if s not in IMPLICIT_SCOPES))
+    unknown = [s for s in requested if s not in offered]
+    if not unknown:
+        return requested, None
+    return requested, f"unknown scope {', '.join(unknown)}; this server offers {', '.join(offered)}"
+
+
+def check_registration(info: OAuthClientInformationFull, *, offered_scopes: Sequence[str]) -> OAuthClientInformationFull:
     """Apply our registration policy; returns the record to store (RFC 7591 §3.2.1 lets the
     server replace requested values) or raises the SDK's `RegistrationError`."""
     uris = [str(uri) for uri in info.redirect_uris or []]
@@ -75,12 +87,8 @@ def check_registration(info: OAuthClientInformationFull) -> OAuthClientInformati
         )
     scope = None
     if info.scope:
-        requested = [s for s in info.scope.split() if s not in IMPLICIT_SCOPES]
-        unknown = [s for s in requested if s not in SUPPORTED_SCOPES]
+        requested, unknown = requested_scopes(info.scope, offered_scopes)
         if unknown:
-            raise RegistrationError(
-                "invalid_client_metadata",
-                f"unknown scope {', '.join(unknown)}; this server offers {', '.join(SUPPORTED_SCOPES)}",
-            )
-        scope = " ".join(dict.fromkeys(requested)) or None
+            raise RegistrationError("invalid_client_metadata", unknown)
+        scope = " ".join(requested) or None
     return info.model_copy(update={"scope": scope})

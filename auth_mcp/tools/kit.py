@@ -13,7 +13,7 @@ A tool is one small module with one async function:
 GitHub's REST API acting as the person whose MCP token made this call, with their GitHub token,
 which never leaves the server. `scopes` are the MCP scopes the tool needs; they are checked at
 the HTTP layer (403 insufficient_scope, so clients can step up), again here, listed in the
-tool's description and `_meta`, and asked of GitHub at login. Add the function to `ALL_TOOLS`
+tool's description and `_meta`, and asked of GitHub at login. Pass it to `create_app(settings, tools=[...])`, or add it to `BUILTIN_TOOLS`
 in `auth_mcp/tools/__init__.py`.
 """
 

@@ -1,0 +1,160 @@
+"""`create_app(settings)`: the one place where the parts are built and wired together.
+
+Where things go (the README's development section says the same):
+- a tool: a module with a `@scoped_tool` function, passed in `create_app(settings, tools=[...])`
+  (or named by AUTH_MCP_TOOLS); the built-in ones are `auth_mcp.tools.BUILTIN_TOOLS`;
+- a scope: `auth_mcp/scopes.py` (or `create_app(..., scopes=...)`);
+- a middleware: `SERVER_LAYERS` below, or `MCP_ENDPOINT_LAYERS` in `app/resource.py` for the
+  MCP endpoint alone, in the order its comment justifies;
+- a route of the authorization server: `app/authorization.py`; a migration: `auth_mcp/migrations/versions/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from auth_mcp.app.authorization import (
+    AuthorizationServer,
+    browser_routes,
+    build_authorization_server,
+    oauth_routes,
+    protected_resource_routes,
+)
+from auth_mcp.app.core import SERVER_NAME, Core, build_core
+from auth_mcp.app.github import dev_github_mount
+from auth_mcp.app.lifespan import Closer, database_readiness, lifespan
+from auth_mcp.app.resource import ResourceServer, build_resource_server, check_tool_scopes
+from auth_mcp.app.services import Services, key_file_path
+from auth_mcp.authorization.cimd import MetadataDocumentClients
+from auth_mcp.clock import Clock, SystemClock
+from auth_mcp.github.devserver import DevGitHubOptions
+from auth_mcp.http.access_log import AccessLog
+from auth_mcp.http.health import healthz, readyz
+from auth_mcp.http.rate_limit import RateLimit, TokenBuckets, default_limits
+from auth_mcp.http.routing import Shortcut
+from auth_mcp.scopes import DEFAULT_SCOPE, SUPPORTED_SCOPES
+from auth_mcp.settings import Settings
+from auth_mcp.tools import BUILTIN_TOOLS, ToolSpec
+from auth_mcp.tools.loading import load_tools
+
+__all__ = ["SERVER_LAYERS", "Services", "create_app", "key_file_path"]
+
+# The middleware around every request, outermost first. Each one's place has a reason, which
+# tests/app/test_layers.py checks:
+# - proxy_headers: the client's address and scheme are settled (from trusted proxies only)
+#   before anything logs or rate-limits by them;
+# - access_log: every request, tool calls included, gets its request id and one log line;
+# - mcp_shortcut: tool calls skip the router (they are still logged, being inside access_log).
+SERVER_LAYERS: tuple[str, ...] = ("proxy_headers", "access_log", "mcp_shortcut")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    tools: Sequence[ToolSpec] | None = None,
+    scopes: Sequence[str] = SUPPORTED_SCOPES,
+    clock: Clock | None = None,
+    github_http: httpx.AsyncClient | None = None,
+    dev_github_options: DevGitHubOptions | None = None,
+    metadata_documents: MetadataDocumentClients | None = None,
+) -> Starlette:
+    """Build the whole server. Fails fast (ValueError, with a sentence) on what it cannot serve.
+
+    `tools` are the MCP tools to serve (those named by AUTH_MCP_TOOLS, else
+    `auth_mcp.tools.BUILTIN_TOOLS`) and `scopes`
+    the MCP scopes the server offers; every tool's scopes must be among them. Tests replace the
+    HTTP client used to reach GitHub (`github_http`), tune the built-in GitHub stand-in
+    (`dev_github_options`), or give the metadata-document fetcher a fake network (`metadata_documents`).
+    """
+    if tools is None:
+        tools = load_tools(settings.tools) if settings.tools else BUILTIN_TOOLS
+    check_tool_scopes(tools, scopes)
+    core = build_core(
+        settings, clock=clock or SystemClock(), github_http=github_http, dev_github_options=dev_github_options
+    )
+    documents = metadata_documents or MetadataDocumentClients(clock=core.clock, offered_scopes=scopes)
+    authorization = build_authorization_server(core, documents=documents, offered_scopes=scopes)
+    resource = build_resource_server(core, tools=tools)
+    closers: list[Closer] = [core.github.http.aclose] if core.github.owns_http else []
+    if metadata_documents is None:
+        closers.append(documents.aclose)
+    app = Starlette(
+        routes=_routes(core, authorization, resource, offered_scopes=scopes),
+        middleware=_server_middleware(core, shortcut=resource.shortcut),
+        lifespan=lifespan(
+            engine=core.engine,
+            store=core.store,
+            announcer=core.announcer,
+            mcp=resource.mcp,
+            streamable=settings.transport == "streamable-http",
+            upgrade_outdated=settings.is_sqlite,
+            closers=closers,
+        ),
+    )
+    app.state.services = Services(
+        settings=settings,
+        store=core.store,
+        keyring=core.keyring,
+        github=core.github.client,
+        verifier=core.verifier,
+        revoker=core.revoker,
+        provider=authorization.provider,
+        audience=core.audience,
+        mcp=resource.mcp,
+        dev_github=core.github.dev,
+        http=core.github.http,
+        metrics=core.metrics,
+    )
+    return app
+
+
+def _routes(
+    core: Core, authorization: AuthorizationServer, resource: ResourceServer, *, offered_scopes: Sequence[str]
+) -> list[BaseRoute]:
+    """Every route; the MCP endpoint first, as it is matched on every tool call."""
+    settings, issuer = core.settings, core.settings.issuer
+    limits = default_limits(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else {}
+    buckets = TokenBuckets(clock=core.clock)
+
+    def rate_limited(path: str, app: ASGIApp) -> ASGIApp:
+        limit = limits.get(path)
+        return app if limit is None else RateLimit(app, name=path, limit=limit, buckets=buckets)
+
+    return [
+        *resource.routes,
+        *oauth_routes(
+            authorization,
+            issuer=issuer,
+            audience=core.audience,
+            pages=core.pages,
+            offered_scopes=offered_scopes,
+            rate_limited=rate_limited,
+        ),
+        *protected_resource_routes(core.audience, issuer=issuer, scopes=[DEFAULT_SCOPE], name=SERVER_NAME),
+        *browser_routes(authorization, rate_limited=rate_limited),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz(lambda: database_readiness(core.engine)), methods=["GET"]),
+        *([Route("/metrics", core.metrics.endpoint, methods=["GET"])] if settings.metrics else []),
+        *([dev_github_mount(core.github.dev)] if core.github.dev is not None else []),
+        *resource.fallback_routes,
+    ]
+
+
+def _server_middleware(core: Core, *, shortcut: Route | None) -> list[Middleware]:
+    """SERVER_LAYERS as Starlette middleware, outermost first; a layer with nothing to do is left out."""
+    proxies = list(core.settings.trusted_proxies)
+    layers: dict[str, Middleware | None] = {
+        # X-Forwarded-For / -Proto only from the configured proxies (uvicorn's implementation).
+        "proxy_headers": Middleware(ProxyHeadersMiddleware, trusted_hosts=proxies) if proxies else None,
+        # One log line per request, with the path but never the query string.
+        "access_log": Middleware(AccessLog, metrics=core.metrics),
+        "mcp_shortcut": Middleware(Shortcut, route=shortcut) if shortcut is not None else None,
+    }
+    return [layer for name in SERVER_LAYERS if (layer := layers[name]) is not None]

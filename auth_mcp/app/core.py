@@ -1,0 +1,104 @@
+"""The parts every side of the server shares: keys, storage, verification, revocation, GitHub."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth_mcp.app.github import GitHubSide, build_github
+from auth_mcp.app.services import secret_key
+from auth_mcp.authorization.revocation import Revoker
+from auth_mcp.clock import Clock
+from auth_mcp.crypto import Keyring
+from auth_mcp.github.devserver import DevGitHubOptions
+from auth_mcp.github.person import PersonGitHub
+from auth_mcp.http.metrics import Metrics
+from auth_mcp.http.pages import Pages
+from auth_mcp.resource.audience import Audience
+from auth_mcp.resource.verifier import CachedVerifier
+from auth_mcp.settings import Settings
+from auth_mcp.storage.engine import create_engine
+from auth_mcp.storage.notifications import Announcer
+from auth_mcp.storage.store import SqlStore
+
+SERVER_NAME = "auth-mcp"
+CALLBACK_PATH = "/github/callback"
+
+
+@dataclass
+class Core:
+    settings: Settings
+    clock: Clock
+    keyring: Keyring
+    pages: Pages
+    metrics: Metrics
+    audience: Audience
+    github: GitHubSide
+    engine: AsyncEngine
+    store: SqlStore
+    verifier: CachedVerifier
+    announcer: Announcer
+    revoker: Revoker
+
+    def people(self, grant_id: str) -> PersonGitHub:
+        """GitHub as the person behind one grant."""
+        return PersonGitHub(
+            grant_id=grant_id,
+            store=self.store,
+            keyring=self.keyring,
+            github=self.github.client,
+            revoker=self.revoker,
+            clock=self.clock,
+        )
+
+
+def build_core(
+    settings: Settings,
+    *,
+    clock: Clock,
+    github_http: httpx.AsyncClient | None,
+    dev_github_options: DevGitHubOptions | None,
+) -> Core:
+    issuer = settings.issuer
+    keyring = Keyring.from_setting(secret_key(settings))
+    pages = Pages(server_name=SERVER_NAME)
+    metrics = Metrics()
+    github = build_github(
+        settings,
+        keyring=keyring,
+        pages=pages,
+        metrics=metrics,
+        clock=clock,
+        callback_url=issuer + CALLBACK_PATH,
+        http=github_http,
+        dev_options=dev_github_options,
+    )
+    engine = create_engine(settings.database_url)
+    store = SqlStore(engine=engine, clock=clock)
+    verifier = CachedVerifier(store=store, clock=clock, issuer=issuer)
+    announcer = Announcer(engine=engine, on_revoked=verifier.forget_grant, on_gap=verifier.forget_all)
+    revoker = Revoker(
+        store=store,
+        verifier=verifier,
+        github=github.client,
+        keyring=keyring,
+        revoke_at_github=settings.revoke_github_tokens,
+        announce=announcer.announce,
+    )
+    endpoint_path = "/mcp" if settings.transport == "streamable-http" else "/sse"
+    return Core(
+        settings=settings,
+        clock=clock,
+        keyring=keyring,
+        pages=pages,
+        metrics=metrics,
+        audience=Audience(issuer=issuer, endpoint_path=endpoint_path),
+        github=github,
+        engine=engine,
+        store=store,
+        verifier=verifier,
+        announcer=announcer,
+        revoker=revoker,
+    )

@@ -1,0 +1,80 @@
+"""What runs for as long as the server does: schema check, revocation notices, the purge loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+
+from auth_mcp.storage.migrate import prepare_schema, schema_status
+from auth_mcp.storage.notifications import Announcer
+from auth_mcp.storage.store import SqlStore
+
+logger = logging.getLogger("auth_mcp.app")
+
+PURGE_INTERVAL = 300  # seconds between sweeps of expired rows
+
+Closer = Callable[[], Awaitable[None]]
+
+
+def lifespan(
+    *,
+    engine: AsyncEngine,
+    store: SqlStore,
+    announcer: Announcer,
+    mcp: MCPServer[Any],
+    streamable: bool,
+    upgrade_outdated: bool,
+    closers: list[Closer],
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def run(_app: Starlette) -> AsyncIterator[None]:
+        await prepare_schema(engine, upgrade_outdated=upgrade_outdated)
+        await announcer.start()
+        purger = asyncio.create_task(_purge_forever(store))
+        # Everything built so far lives as long as the process: move it out of the cyclic garbage
+        # collector's generations, so collections during traffic scan only per-request objects.
+        gc.collect()
+        gc.freeze()
+        try:
+            if streamable:
+                async with mcp.session_manager.run():
+                    yield
+            else:
+                yield
+        finally:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+            await announcer.stop()
+            for close in closers:
+                await close()
+            await engine.dispose()
+
+    return run
+
+
+async def database_readiness(engine: AsyncEngine) -> tuple[bool, dict[str, Any]]:
+    """Ready: the database answers and its schema is the one this code needs."""
+    status = await schema_status(engine)
+    if status.state != "current":
+        return False, {"schema": status.state, "current": status.current, "needed": status.head}
+    return True, {"schema": status.current}
+
+
+async def _purge_forever(store: SqlStore) -> None:
+    while True:
+        try:
+            counts = await store.purge_expired()
+            if counts.total:
+                logger.info("purged %d expired rows (%s)", counts.total, counts)
+        except Exception:  # noqa: BLE001 - a failed sweep is retried at the next interval
+            logger.exception("purging expired rows failed")
+        await asyncio.sleep(PURGE_INTERVAL)

@@ -1,0 +1,120 @@
+"""The MCP resource server: the tools, and the MCP endpoint behind its guards."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+from mcp.server.auth.routes import build_resource_metadata_url
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp
+
+from auth_mcp.app.core import SERVER_NAME, Core
+from auth_mcp.github.person import PersonGitHub
+from auth_mcp.http.cors import BrowserCors
+from auth_mcp.http.dns_rebinding import DnsRebindingGuard
+from auth_mcp.resource.bearer import BearerGuard
+from auth_mcp.scopes import DEFAULT_SCOPE
+from auth_mcp.settings import Settings
+from auth_mcp.tools.kit import SCOPES_META_KEY, ToolServices, ToolSpec
+
+# The MCP endpoint's guards, outermost first. Each one's place has a reason, which
+# tests/app/test_layers.py checks:
+# - host_origin: a request from a foreign Origin (DNS rebinding) is refused with 403 before
+#   anything else answers, so it never learns whether a token would be needed (401);
+# - browser_cors: a CORS preflight from a configured browser origin carries no token, so it is
+#   answered before the bearer check, which would refuse it with 401;
+# - bearer: the token is checked (and removed from the request) before the SDK's transport, so
+#   neither the transport nor any tool ever sees it.
+MCP_ENDPOINT_LAYERS: tuple[str, ...] = ("host_origin", "browser_cors", "bearer")
+
+
+@dataclass
+class ResourceServer:
+    mcp: MCPServer[ToolServices]
+    routes: list[BaseRoute]  # matched before every other route
+    fallback_routes: list[BaseRoute]  # matched after every other route
+    shortcut: Route | None  # the route tool calls take, past the router
+
+
+def check_tool_scopes(tools: Sequence[ToolSpec], offered_scopes: Sequence[str]) -> None:
+    """Every scope a tool needs must be one the server offers: otherwise no client could ever call it."""
+    offered = set(offered_scopes)
+    for tool in tools:
+        unknown = [scope for scope in tool.scopes if scope not in offered]
+        if unknown:
+            raise ValueError(
+                f"The tool {tool.name!r} needs the scope {', '.join(unknown)}, which this server does not offer "
+                f"(it offers {', '.join(offered_scopes)}): pass it in create_app(..., scopes=...) or fix the tool's scopes."
+            )
+    names = [tool.name for tool in tools]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"Two tools are named {', '.join(duplicates)}: tool names must be unique.")
+
+
+def build_mcp_server(settings: Settings, *, tools: Sequence[ToolSpec], people: Callable[[str], PersonGitHub]) -> MCPServer[ToolServices]:
+    services = ToolServices(people=people)
+
+    @contextlib.asynccontextmanager
+    async def tool_lifespan(_server: MCPServer[ToolServices]) -> AsyncIterator[ToolServices]:
+        yield services
+
+    mcp: MCPServer[ToolServices] = MCPServer(
+        SERVER_NAME,
+        title="GitHub through auth-mcp",
+        instructions="Tools that act on GitHub as the person who signed in.",
+        lifespan=tool_lifespan,
+        log_level=settings.log_level,
+    )
+    for spec in tools:
+        mcp.add_tool(
+            spec.fn, name=spec.name, title=spec.title, description=spec.description, meta={SCOPES_META_KEY: list(spec.scopes)}
+        )
+    return mcp
+
+
+def build_resource_server(core: Core, *, tools: Sequence[ToolSpec]) -> ResourceServer:
+    settings, audience = core.settings, core.audience
+    mcp = build_mcp_server(settings, tools=tools, people=core.people)
+    streamable = settings.transport == "streamable-http"
+    # The layers named in MCP_ENDPOINT_LAYERS, each wrapping what is inside it.
+    layers: dict[str, Callable[[ASGIApp], ASGIApp]] = {
+        "bearer": lambda app: BearerGuard(
+            app,
+            verifier=core.verifier,
+            audience=audience,
+            resource_metadata_url=str(build_resource_metadata_url(audience.canonical)),  # type: ignore[arg-type]
+            default_scopes=[DEFAULT_SCOPE],
+            tool_scopes={spec.name: spec.scopes for spec in tools},
+            metrics=core.metrics,
+            trust_routing_headers=streamable,
+        ),
+        "browser_cors": lambda app: (
+            BrowserCors(app, origins=list(settings.allowed_origins)) if settings.allowed_origins else app
+        ),
+        "host_origin": lambda app: DnsRebindingGuard(
+            app, issuer=settings.issuer, allowed_hosts=settings.allowed_hosts, allowed_origins=settings.allowed_origins
+        ),
+    }
+
+    def guarded(transport: ASGIApp) -> ASGIApp:
+        for name in reversed(MCP_ENDPOINT_LAYERS):
+            transport = layers[name](transport)
+        return transport
+
+    # Our own guard checks Host and Origin (dns_rebinding.py); the SDK's would refuse proxies.
+    no_sdk_guard = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    if streamable:
+        mcp.streamable_http_app(
+            streamable_http_path="/mcp", stateless_http=True, json_response=True, transport_security=no_sdk_guard
+        )
+        # The session manager's ASGI handler behind the guards; the shortcut takes /mcp straight there.
+        route = Route("/mcp", guarded(mcp.session_manager.handle_request))
+        return ResourceServer(mcp=mcp, routes=[route], fallback_routes=[], shortcut=route)
+    # The SDK's SSE app routes /sse and /messages/ itself; it is mounted last, behind the guards.
+    sse_app = mcp.sse_app(sse_path="/sse", message_path="/messages/", transport_security=no_sdk_guard)
+    return ResourceServer(mcp=mcp, routes=[], fallback_routes=[Mount("", app=guarded(sse_app))], shortcut=None)

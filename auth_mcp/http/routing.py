@@ -1,0 +1,46 @@
+"""Small pieces for putting ASGI apps on routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.transport_security import RequestBodyLimitMiddleware
+from starlette.routing import Route, request_response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+class AsgiEndpoint:
+    """An ASGI callable as a Route endpoint (Starlette would treat a bound method as a request handler)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
+class Shortcut:
+    """Takes requests for one route's path straight to that route's app.
+
+    Every tool call is a request to the MCP endpoint: this hands it to the (guarded) app
+    directly, without Starlette's exception layer and router, which only repeat what the SDK's
+    transport does for itself (it answers its own errors). Everything else goes through the router.
+    """
+
+    def __init__(self, app: ASGIApp, *, route: Route) -> None:
+        self._app = app
+        self._route = route
+        self._target = route.app
+        self._path = route.path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == self._path:
+            scope["route"] = self._route  # as the router would set it (access log, metrics)
+            await self._target(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
+
+
+def body_limited(handler: Any, limit: int) -> ASGIApp:
+    """A request handler whose body may not exceed `limit` bytes (413 otherwise)."""
+    return RequestBodyLimitMiddleware(request_response(handler), limit)
