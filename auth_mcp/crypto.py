@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from itsdangerous import URLSafeTimedSerializer
 
-__all__ = ["Keyring", "DecryptionError", "load_or_create_key_file"]
+__all__ = ["DecryptionError", "Keyring", "load_or_create_key_file"]
 
 
 class DecryptionError(Exception):

@@ -49,7 +49,7 @@ def _scope(headers: dict[str, str]) -> dict:
             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000), "state": {}}  # fmt: skip
 
 
-async def _call(app, headers: dict[str, str]) -> None:  # noqa: ANN001
+async def _call(app, headers: dict[str, str]) -> None:
     body, delivered, sent = CALL_BODY.encode(), False, []
 
     async def receive() -> dict:
@@ -70,7 +70,7 @@ async def _call(app, headers: dict[str, str]) -> None:  # noqa: ANN001
 async def _serve(which: str, requests: int) -> None:
     """Inside callgrind: set up `which`, then serve the requests."""
 
-    async def loop(app, headers: dict[str, str]) -> None:  # noqa: ANN001
+    async def loop(app, headers: dict[str, str]) -> None:
         for _ in range(WARMUP):
             await _call(app, headers)
         gc.collect()

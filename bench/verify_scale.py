@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from auth_mcp.clock import SystemClock  # noqa: E402
+from auth_mcp.resource.verifier import CachedVerifier  # noqa: E402
 from auth_mcp.storage.engine import create_engine  # noqa: E402
 from auth_mcp.storage.migrate import upgrade  # noqa: E402
 from auth_mcp.storage.store import SqlStore  # noqa: E402
 from auth_mcp.tokens import new_access_token, token_hash  # noqa: E402
-from auth_mcp.resource.verifier import CachedVerifier  # noqa: E402
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 RESULTS = Path(__file__).resolve().parent / "results"

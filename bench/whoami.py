@@ -237,7 +237,7 @@ SERVER_CPUS: set[int] | None = None
 LOAD_CPUS: set[int] | None = None
 
 
-def _pin(cpus: set[int] | None):  # noqa: ANN202 - a preexec_fn or None
+def _pin(cpus: set[int] | None):
     return None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
 
 
@@ -256,7 +256,7 @@ def run_wrk(base: str, lua: Path, args: argparse.Namespace, duration: int) -> di
     return result
 
 
-def baseline_app(*, log_level: str = "WARNING"):  # noqa: ANN201 - a Starlette app
+def baseline_app(*, log_level: str = "WARNING"):
     """The no-auth baseline: the SDK's MCPServer with a `whoami` returning a constant WhoAmI,
     served stateless with JSON responses, as auth-mcp serves its tools."""
     from mcp.server.mcpserver import MCPServer

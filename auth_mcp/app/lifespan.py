@@ -75,6 +75,6 @@ async def _purge_forever(store: SqlStore) -> None:
             counts = await store.purge_expired()
             if counts.total:
                 logger.info("purged %d expired rows (%s)", counts.total, counts)
-        except Exception:  # noqa: BLE001 - a failed sweep is retried at the next interval
+        except Exception:
             logger.exception("purging expired rows failed")
         await asyncio.sleep(PURGE_INTERVAL)

@@ -18,10 +18,10 @@ from auth_mcp import tokens
 from auth_mcp.authorization.access_policy import AccessPolicy
 from auth_mcp.authorization.authorization_response import authorization_response_url
 from auth_mcp.authorization.browser import BrowserBinding
+from auth_mcp.authorization.client_directory import ClientDirectory
 from auth_mcp.clock import Clock
 from auth_mcp.crypto import DecryptionError, Keyring
 from auth_mcp.github.client import GitHub
-from auth_mcp.http.metrics import Metrics
 from auth_mcp.github.models import (
     GitHubError,
     GitHubOAuthError,
@@ -30,8 +30,8 @@ from auth_mcp.github.models import (
     GitHubUnavailable,
     GitHubUser,
 )
+from auth_mcp.http.metrics import Metrics
 from auth_mcp.http.pages import Pages
-from auth_mcp.authorization.client_directory import ClientDirectory
 from auth_mcp.storage.records import CodeRecord, GitHubCredentials, Grant, PendingAuthorization
 from auth_mcp.storage.store import Store
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import AnyUrl, Field
-
 from mcp.server.auth.provider import RegistrationError
 from mcp.shared.auth import InvalidRedirectUriError, InvalidScopeError, OAuthClientInformationFull
+from pydantic import AnyUrl, Field
 
 from auth_mcp.authorization import redirect_uris
 from auth_mcp.scopes import SUPPORTED_SCOPES

@@ -20,11 +20,11 @@ from starlette.responses import RedirectResponse, Response
 from auth_mcp import tokens
 from auth_mcp.authorization.authorization_response import authorization_response_url
 from auth_mcp.authorization.browser import BrowserBinding
+from auth_mcp.authorization.client_directory import ClientDirectory
 from auth_mcp.clock import Clock
 from auth_mcp.crypto import Keyring
 from auth_mcp.github.client import GitHub
 from auth_mcp.http.pages import Pages
-from auth_mcp.authorization.client_directory import ClientDirectory
 from auth_mcp.storage.records import PendingAuthorization
 from auth_mcp.storage.store import Store
 

@@ -24,11 +24,11 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from auth_mcp.resource.audience import Audience
-from auth_mcp.http.pages import Pages
 from auth_mcp.authorization.client_directory import ClientDirectory
 from auth_mcp.authorization.provider import CONSENT_PATH, AuthServerProvider
 from auth_mcp.http.hosts import is_loopback_host
+from auth_mcp.http.pages import Pages
+from auth_mcp.resource.audience import Audience
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _GRANT_TYPES = frozenset({"authorization_code", "refresh_token"})

@@ -26,19 +26,18 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
 from auth_mcp import tokens
 from auth_mcp.authorization.access_policy import Decision
-from auth_mcp.resource.audience import Audience
 from auth_mcp.authorization.client_directory import ClientDirectory
 from auth_mcp.authorization.clients import RegisteredClient
+from auth_mcp.authorization.revocation import Revoker
 from auth_mcp.clock import Clock
-from auth_mcp.crypto import DecryptionError, Keyring
 from auth_mcp.github.models import GitHubError
 from auth_mcp.github.person import GrantEnded
 from auth_mcp.http.metrics import Metrics
-from auth_mcp.authorization.revocation import Revoker
-from auth_mcp.scopes import DEFAULT_SCOPE
-from auth_mcp.storage.records import ClientRecord, PendingAuthorization, TokenPair
-from auth_mcp.storage.store import Store
+from auth_mcp.resource.audience import Audience
 from auth_mcp.resource.verifier import CachedVerifier, McpAccessToken
+from auth_mcp.scopes import DEFAULT_SCOPE
+from auth_mcp.storage.records import PendingAuthorization, TokenPair
+from auth_mcp.storage.store import Store
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 from auth_mcp.crypto import DecryptionError, Keyring
 from auth_mcp.github.client import GitHub
 from auth_mcp.github.models import GitHubError
+from auth_mcp.resource.verifier import CachedVerifier
 from auth_mcp.storage.records import Grant
 from auth_mcp.storage.store import Store
-from auth_mcp.resource.verifier import CachedVerifier
 
 logger = logging.getLogger(__name__)
 

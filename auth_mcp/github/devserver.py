@@ -33,6 +33,7 @@ from starlette.routing import Mount, Route
 
 from auth_mcp.clock import Clock, SystemClock
 
+
 class Pages(Protocol):
     """How the stand-in draws its login page and errors (the server's own page renderer)."""
 

@@ -41,10 +41,7 @@ class AccessLog:
         started = perf_counter()
         incoming = request_headers(scope).get(b"x-request-id")
         # A proxy's request id is kept when it is a plain token; anything else is replaced.
-        if incoming is not None and _SAFE_ID.match(incoming):
-            rid = incoming.decode()
-        else:
-            rid = f"{_PREFIX}{next(_COUNTER):016x}"
+        rid = incoming.decode() if incoming is not None and _SAFE_ID.match(incoming) else f"{_PREFIX}{next(_COUNTER):016x}"
         rid_header = (b"x-request-id", rid.encode())
         status = 500
 

@@ -21,7 +21,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from auth_mcp.http.headers import request_headers
 from auth_mcp.http.hosts import is_loopback_host
 
-
 _MAX_DECISIONS = 1024
 
 

@@ -22,9 +22,9 @@ from mcp.shared.inbound import decode_header_value
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from auth_mcp.resource.audience import Audience
 from auth_mcp.http.headers import remove_header, request_headers
 from auth_mcp.http.metrics import Metrics
+from auth_mcp.resource.audience import Audience
 from auth_mcp.resource.verifier import CachedVerifier
 
 logger = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from auth_mcp.tools.kit import caller, scoped_tool
 from auth_mcp.resource.verifier import McpAccessToken
+from auth_mcp.tools.kit import caller, scoped_tool
 
 
 class WhoAmI(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -93,7 +94,7 @@ async def test_a_document_that_is_not_a_json_object_is_refused(body: bytes) -> N
         "10.0.0.5", "172.16.3.4", "192.168.1.1", "127.0.0.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1",
         "fe80::1", "fc00::1", "::ffff:127.0.0.1", "224.0.0.1",
         "64:ff9b::a9fe:a9fe", "2002:a00:1::", "::7f00:1", "2001::1",  # IPv6 forms carrying IPv4 (NAT64, 6to4, ...)
-    ],  # fmt: skip
+    ],
 )
 async def test_no_request_is_made_to_an_address_that_is_not_public(address: str) -> None:
     # SSRF: the name resolves inward (or to a mix including an inward address).
@@ -200,7 +201,5 @@ async def test_an_unlisted_redirect_uri_or_a_bad_document_gets_a_page_not_a_redi
 )
 async def test_hostile_documents_are_refused_or_tolerated_never_a_crash(overrides: dict[str, Any], headers: dict[str, str] | None) -> None:
     network = FakeNetwork(body=json.dumps(document(**overrides)).encode(), headers=headers)
-    try:
+    with contextlib.suppress(ClientMetadataError):
         await network.clients(FakeClock()).get(CLIENT_ID)
-    except ClientMetadataError:
-        pass

@@ -5,11 +5,11 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import httpx
+from starlette.responses import Response
 
 from auth_mcp.authorization.browser import BrowserBinding
 from auth_mcp.crypto import Keyring
 from auth_mcp.tokens import token_hash
-from starlette.responses import Response
 from tests.support.forms import parse_forms
 from tests.support.oauth import Client, authorize_url, new_client, pkce, query
 from tests.support.server import IN_PROCESS_URL, InProcess, in_process
@@ -122,7 +122,7 @@ async def test_the_upstream_state_exists_only_after_approval_and_is_ours(db_url:
         form = parse_forms((await browser.get(page_url)).text)[0].fields
         pending = await env.services.store.get_pending(token_hash(form["request"]))
         assert pending is not None and pending.upstream_state_hash is None
-        assert not any("states" in name for name in browser.cookies.keys())
+        assert not any("states" in name for name in browser.cookies)
         response = await browser.post("/consent", data={**form, "decision": "approve"})
         github_url = response.headers["location"]
         github_params = query(github_url)
@@ -130,7 +130,7 @@ async def test_the_upstream_state_exists_only_after_approval_and_is_ours(db_url:
         assert len(github_params["state"]) >= 43
         assert github_params["code_challenge_method"] == "S256"
         assert urlsplit(github_url).path == "/_dev/github/login/oauth/authorize"
-        assert any("states" in name for name in browser.cookies.keys())
+        assert any("states" in name for name in browser.cookies)
         # A second approval of the same request is refused.
         assert (await browser.post("/consent", data={**form, "decision": "approve"})).status_code == 400
 

@@ -24,7 +24,6 @@ from tests.support.oauth import (
 )
 from tests.support.server import IN_PROCESS_URL, in_process
 
-
 # Metadata ----------------------------------------------------------------------------------------
 
 

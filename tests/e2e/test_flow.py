@@ -56,11 +56,10 @@ async def test_a_restart_keeps_clients_and_tokens_working(tmp_path: Path) -> Non
     async with run_server(database_url=database) as server:
         port = server.port
         await profile_login(server, user)
-    async with run_server(database_url=database, port=port) as server:
-        async with connect(server.mcp_url, user) as client:
-            result = await client.call_tool("whoami", {})
-            assert result.structured_content["login"] == "carol"  # type: ignore[index]
-            assert not (await client.call_tool("get_user_profile", {})).is_error
+    async with run_server(database_url=database, port=port) as server, connect(server.mcp_url, user) as client:
+        result = await client.call_tool("whoami", {})
+        assert result.structured_content["login"] == "carol"  # type: ignore[index]
+        assert not (await client.call_tool("get_user_profile", {})).is_error
     assert user.authorizations == 1
 
 

@@ -13,6 +13,7 @@ from tests.support.browser import Browser
 from tests.support.deployment import deployment
 from tests.support.mcp_client import OAuthUser, connect
 
+
 async def test_the_whole_flow_across_two_replicas_and_a_revocation_reaches_both(tmp_path: Path, postgres_url: str) -> None:
     with deployment(tmp_path, postgres_url) as deployed:
         issuer, replicas = deployed.issuer, deployed.replicas

@@ -6,7 +6,6 @@ import json
 import logging
 
 import pytest
-
 from prometheus_client.parser import text_string_to_metric_families
 
 from auth_mcp.http.logs import JsonFormatter, configure_logging

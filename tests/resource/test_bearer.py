@@ -7,8 +7,8 @@ import asyncio
 from mcp.server.mcpserver import Context
 
 from auth_mcp import tokens
-from auth_mcp.tools.kit import caller
 from auth_mcp.storage.records import CodeRecord, GitHubCredentials, Grant, TokenPair
+from auth_mcp.tools.kit import caller
 from tests.support.oauth import call_tool, login, mcp_call, new_client
 from tests.support.server import IN_PROCESS_URL, in_process
 

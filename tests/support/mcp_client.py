@@ -100,6 +100,8 @@ async def connect(
         async with Client(sse_client(server_url, auth=auth), mode="legacy") as client:
             yield client
         return
-    async with httpx2.AsyncClient(auth=auth, timeout=30) as http:
-        async with Client(streamable_http_client(server_url, http_client=http), mode=mode) as client:
-            yield client
+    async with (
+        httpx2.AsyncClient(auth=auth, timeout=30) as http,
+        Client(streamable_http_client(server_url, http_client=http), mode=mode) as client,
+    ):
+        yield client
