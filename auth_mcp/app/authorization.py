@@ -123,8 +123,8 @@ def authorization_server_metadata(issuer: str, *, offered_scopes: Sequence[str])
 def protected_resource_routes(audience: Audience, *, issuer: str, scopes: list[str], name: str) -> list[BaseRoute]:
     """RFC 9728 metadata of one resource, at its path; also at the root for clients that look there."""
     resource_metadata = ProtectedResourceMetadata(
-        resource=audience.canonical,  # type: ignore[arg-type]
-        authorization_servers=[issuer],  # type: ignore[list-item]
+        resource=audience.canonical,
+        authorization_servers=[issuer],
         scopes_supported=scopes,
         resource_name=name,
     )

@@ -109,7 +109,7 @@ class GitHubCallback:
                 if outcome == "used"
                 else "This sign-in is unknown to this server (forged, or from before its data was reset)."
             )
-            response = self._pages.error(
+            response: Response = self._pages.error(
                 status_code=400,
                 title="Sign-in link not valid",
                 message=message,

@@ -19,6 +19,7 @@ from mcp.server.auth.provider import (
     AuthorizationCode,
     AuthorizationParams,
     AuthorizeError,
+    IdentityAssertionParams,
     RefreshToken,
     TokenError,
 )
@@ -228,6 +229,16 @@ class AuthServerProvider:
 
     async def load_access_token(self, token: str) -> McpAccessToken | None:
         return await self._verifier.verify_token(token)
+
+    async def exchange_identity_assertion(
+        self, client: OAuthClientInformationFull, params: IdentityAssertionParams
+    ) -> OAuthToken:
+        """Refused: people sign in through GitHub here, and this server trusts no enterprise
+        identity provider to assert who they are (SEP-990's jwt-bearer grant is not offered; the
+        metadata does not list it)."""
+        raise TokenError(
+            "unsupported_grant_type", "this server does not accept identity assertions; use authorization_code"
+        )
 
     async def revoke_token(self, token: McpAccessToken | GrantRefreshToken) -> None:
         # Revoking either token ends the whole grant (RFC 7009 §2.1 allows it; the SDK asks for it).

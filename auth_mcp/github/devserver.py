@@ -39,7 +39,7 @@ class Pages(Protocol):
 
     def render(self, template: str, *, status_code: int = 200, **context: Any) -> Response: ...
 
-    def error(self, *, status_code: int, title: str, message: str) -> Response: ...
+    def error(self, *, status_code: int, title: str, message: str, error: str | None = None) -> Response: ...
 
 
 # GitHub keeps at most this many tokens per user, app and scope set; the next evicts the oldest.
@@ -138,7 +138,8 @@ class DevGitHub:
         return queue.pop(0) if queue else None
 
     async def _authorize(self, request: Request) -> Response:
-        params = dict(request.query_params) if request.method == "GET" else dict(await request.form())
+        source = request.query_params if request.method == "GET" else await request.form()
+        params = {key: value for key, value in source.items() if isinstance(value, str)}
         if params.get("client_id") != self.options.client_id:
             return self._pages.error(
                 status_code=404, title="Unknown OAuth application", message="The client_id is not this app's."

@@ -55,7 +55,9 @@ def caller() -> McpAccessToken:
 
 
 async def _persons_github(ctx: Context) -> PersonGitHub:
-    services: ToolServices = ctx.request_context.lifespan_context
+    services = ctx.request_context.lifespan_context
+    if not isinstance(services, ToolServices):
+        raise ToolError("This tool runs only inside auth-mcp's server")
     return services.people(caller().grant_id)
 
 
