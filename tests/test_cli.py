@@ -3,64 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.server import free_port
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH_MCP_")}
-    env.update(extra)
-    return env
-
-
-@contextmanager
-def serving(*args: str, cwd: Path, **env: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "main.py"), "--port", str(port), *args],
-        cwd=cwd,
-        env=_env(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://localhost:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"the server exited: {process.stdout.read() if process.stdout else ''}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("the server did not start within 20 seconds")
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+from tests.support.process import ROOT, clean_env, serving
 
 
 def test_with_no_configuration_main_py_serves_dev_mode_and_stops_cleanly(tmp_path: Path) -> None:
@@ -130,7 +84,7 @@ def test_the_transport_flag_switches_to_sse(tmp_path: Path) -> None:
 
 def test_python_dash_m_and_the_console_script_start_the_same_server(tmp_path: Path) -> None:
     for command in ([sys.executable, "-m", "auth_mcp", "--help"], [str(Path(sys.executable).with_name("auth-mcp")), "--help"]):
-        result = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60)
+        result = subprocess.run(command, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60)
         assert result.returncode == 0 and "--transport" in result.stdout
 
 
@@ -145,7 +99,7 @@ def test_python_dash_m_and_the_console_script_start_the_same_server(tmp_path: Pa
 )
 def test_bad_configuration_stops_start_up_with_a_sentence(tmp_path: Path, args: list[str], env: dict[str, str], message: str) -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), *args], cwd=tmp_path, env=_env(**env), capture_output=True, text=True, timeout=60
+        [sys.executable, str(ROOT / "main.py"), *args], cwd=tmp_path, env=clean_env(**env), capture_output=True, text=True, timeout=60
     )
     assert result.returncode != 0
     assert message in result.stderr
@@ -157,7 +111,7 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "main.py"), "db", "upgrade"],
         cwd=tmp_path,
-        env=_env(AUTH_MCP_DATABASE_URL=f"sqlite+aiosqlite:///{database}"),
+        env=clean_env(AUTH_MCP_DATABASE_URL=f"sqlite+aiosqlite:///{database}"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -186,12 +140,12 @@ def test_the_server_refuses_an_outdated_postgresql_schema_until_db_upgrade(tmp_p
     assert asyncio.run(at("0001")) == "outdated"
     env = {"AUTH_MCP_DATABASE_URL": postgres_url, "AUTH_MCP_SECRET_KEY": "k" * 40}
     refused = subprocess.run(
-        [sys.executable, str(ROOT / "main.py")], cwd=tmp_path, env=_env(**env), capture_output=True, text=True, timeout=60
+        [sys.executable, str(ROOT / "main.py")], cwd=tmp_path, env=clean_env(**env), capture_output=True, text=True, timeout=60
     )
     assert refused.returncode != 0
     assert "auth-mcp db upgrade" in refused.stderr and "Traceback" not in refused.stderr
     upgraded = subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), "db", "upgrade"], cwd=tmp_path, env=_env(**env), capture_output=True, text=True, timeout=60
+        [sys.executable, str(ROOT / "main.py"), "db", "upgrade"], cwd=tmp_path, env=clean_env(**env), capture_output=True, text=True, timeout=60
     )
     assert upgraded.returncode == 0, upgraded.stderr
     assert asyncio.run(at(None)) == "current"

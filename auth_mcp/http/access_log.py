@@ -39,6 +39,7 @@ class AccessLog:
             await self._app(scope, receive, send)
             return
         started = perf_counter()
+        client = scope.get("client")  # as the request arrived (after trusted proxies' headers)
         incoming = request_headers(scope).get(b"x-request-id")
         # A proxy's request id is kept when it is a plain token; anything else is replaced.
         rid = incoming.decode() if incoming is not None and _SAFE_ID.match(incoming) else f"{_PREFIX}{next(_COUNTER):016x}"
@@ -62,6 +63,5 @@ class AccessLog:
             # Label values stay bounded: route templates, known methods, status codes.
             self._latency.observe((route, method if method in _METHODS else "OTHER", status), elapsed)
             if logger.isEnabledFor(logging.INFO):
-                client = scope.get("client")
                 logger.info('%s "%s %s" %d %.1fms', client[0] if client else "-", method, scope.get("path", ""), status, elapsed * 1000)
             request_id.reset(reset)

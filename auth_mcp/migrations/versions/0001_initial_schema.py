@@ -17,6 +17,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    _create_clients()
+    _create_grants()
+    _create_pending_authorizations()
+    _create_access_tokens()
+    _create_authorization_codes()
+    _create_refresh_tokens()
+
+
+def _create_clients() -> None:
     op.create_table('clients',
     sa.Column('client_id', sa.String(length=2048), nullable=False),
     sa.Column('info', sa.JSON(), nullable=False),
@@ -28,6 +37,8 @@ def upgrade() -> None:
     with op.batch_alter_table('clients', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_clients_created_at'), ['created_at'], unique=False)
 
+
+def _create_grants() -> None:
     op.create_table('grants',
     sa.Column('grant_id', sa.String(length=64), nullable=False),
     sa.Column('client_id', sa.String(length=2048), nullable=False),
@@ -51,6 +62,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_grants_expires_at'), ['expires_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_grants_github_user_id'), ['github_user_id'], unique=False)
 
+
+def _create_pending_authorizations() -> None:
     op.create_table('pending_authorizations',
     sa.Column('request_hash', sa.String(length=64), nullable=False),
     sa.Column('client_id', sa.String(length=2048), nullable=False),
@@ -71,6 +84,8 @@ def upgrade() -> None:
     with op.batch_alter_table('pending_authorizations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_pending_authorizations_expires_at'), ['expires_at'], unique=False)
 
+
+def _create_access_tokens() -> None:
     op.create_table('access_tokens',
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('grant_id', sa.String(length=64), nullable=False),
@@ -86,6 +101,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_access_tokens_expires_at'), ['expires_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_access_tokens_grant_id'), ['grant_id'], unique=False)
 
+
+def _create_authorization_codes() -> None:
     op.create_table('authorization_codes',
     sa.Column('code_hash', sa.String(length=64), nullable=False),
     sa.Column('grant_id', sa.String(length=64), nullable=False),
@@ -104,6 +121,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_authorization_codes_expires_at'), ['expires_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_authorization_codes_grant_id'), ['grant_id'], unique=False)
 
+
+def _create_refresh_tokens() -> None:
     op.create_table('refresh_tokens',
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('grant_id', sa.String(length=64), nullable=False),
@@ -119,7 +138,6 @@ def upgrade() -> None:
     with op.batch_alter_table('refresh_tokens', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_refresh_tokens_expires_at'), ['expires_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_refresh_tokens_grant_id'), ['grant_id'], unique=False)
-
 
 
 def downgrade() -> None:

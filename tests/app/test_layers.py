@@ -1,0 +1,64 @@
+"""The order of the ASGI wrappers (SERVER_LAYERS, MCP_ENDPOINT_LAYERS), checked by the reasons
+their comments give: each test fails if its two layers are swapped."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from auth_mcp.app import SERVER_LAYERS
+from auth_mcp.app.resource import MCP_ENDPOINT_LAYERS
+from tests.support.oauth import call_tool, login
+from tests.support.server import in_process
+
+
+def test_the_layers_are_the_ones_whose_reasons_are_tested_here() -> None:
+    assert SERVER_LAYERS == ("proxy_headers", "access_log", "mcp_shortcut")
+    assert MCP_ENDPOINT_LAYERS == ("host_origin", "browser_cors", "bearer")
+
+
+async def test_host_origin_before_bearer_a_foreign_origin_gets_403_not_401(db_url: str) -> None:
+    async with in_process(database_url=db_url) as env:
+        response = await call_tool(env, None, "whoami", origin="https://evil.example")
+        assert response.status_code == 403
+        assert "www-authenticate" not in response.headers
+
+
+async def test_browser_cors_before_bearer_a_preflight_needs_no_token(db_url: str) -> None:
+    async with in_process(database_url=db_url, allowed_origins="http://localhost:6274") as env:
+        response = await env.http.options(
+            "/mcp",
+            headers={
+                "origin": "http://localhost:6274",
+                "access-control-request-method": "POST",
+                "access-control-request-headers": "authorization, content-type",
+            },
+        )
+        assert response.status_code == 200
+        assert response.headers["access-control-allow-origin"] == "http://localhost:6274"
+
+
+async def test_proxy_headers_before_access_log_the_log_names_the_real_client(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with in_process(database_url=db_url, trusted_proxies="127.0.0.1") as env:
+        transport = httpx.ASGITransport(app=env.app, client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url=env.issuer) as http:
+            with caplog.at_level(logging.INFO, logger="auth_mcp.access"):
+                await http.get("/healthz", headers={"x-forwarded-for": "203.0.113.7"})
+        lines = [record.getMessage() for record in caplog.records if record.name == "auth_mcp.access"]
+        assert lines and lines[-1].startswith("203.0.113.7 ")
+
+
+async def test_access_log_outside_the_mcp_shortcut_tool_calls_get_a_request_id_and_a_line(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with in_process(database_url=db_url) as env:
+        _, issued = await login(env)
+        with caplog.at_level(logging.INFO, logger="auth_mcp.access"):
+            response = await call_tool(env, issued.access_token, "whoami")
+        assert response.status_code == 200
+        assert response.headers.get("x-request-id")
+        assert any('"POST /mcp"' in record.getMessage() for record in caplog.records if record.name == "auth_mcp.access")
