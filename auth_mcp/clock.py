@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Protocol
 
@@ -11,7 +12,14 @@ class Clock(Protocol):
         """Seconds since the Unix epoch. Guarantees nothing about monotonicity."""
         ...
 
+    async def sleep(self, seconds: float) -> None:
+        """Let `seconds` of this clock's time pass (a test clock advances instead of waiting)."""
+        ...
+
 
 class SystemClock:
     def now(self) -> float:
         return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)

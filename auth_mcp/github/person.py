@@ -36,8 +36,7 @@ logger = logging.getLogger(__name__)
 
 REFRESH_AHEAD = 300  # refresh tokens expiring within 5 minutes before using them
 LEASE_SECONDS = 30  # longest a refresh may hold the lease (GitHub's call is bounded by its timeout)
-_WAIT_STEP = 0.1
-_WAIT_STEPS = int(LEASE_SECONDS / _WAIT_STEP) + 10
+_WAIT_STEP = 0.1  # how often a waiting process looks for the lease holder's result
 
 
 class GrantEnder(Protocol):
@@ -115,7 +114,9 @@ class PersonGitHub:
 
     async def _refreshed_token(self, seen: Grant) -> str:
         """A token newer than the one in `seen`: refreshed here, or by whoever holds the lease."""
-        for _ in range(_WAIT_STEPS):
+        # A holder that died leaves a lease that expires after LEASE_SECONDS: wait a little longer.
+        deadline = self._clock.now() + LEASE_SECONDS + 1
+        while self._clock.now() < deadline:
             current = await self._load()
             if current.github.token_enc != seen.github.token_enc:
                 return self._decrypt(current.github.token_enc)  # refreshed by someone else meanwhile
@@ -124,7 +125,7 @@ class PersonGitHub:
                     return await self._refresh_holding_lease(seen)
                 finally:
                     await self._store.release_refresh_lease(self._grant_id)
-            await asyncio.sleep(_WAIT_STEP)
+            await self._clock.sleep(_WAIT_STEP)
         raise GitHubUnavailable("another server process is still refreshing your GitHub token; try again shortly")
 
     async def _refresh_holding_lease(self, seen: Grant) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from auth_mcp.github.devserver import DevGitHub, DevGitHubOptions
+from auth_mcp.github.person import LEASE_SECONDS
 from auth_mcp.http.pages import Pages
 from tests.support.browser import Browser
 from tests.support.clock import FakeClock
@@ -151,3 +152,22 @@ async def test_leaving_the_allowed_org_ends_access_at_the_next_refresh(db_url: s
         assert removed.status_code == 400
         assert removed.json()["error"] == "invalid_grant" and "acme" in removed.json()["error_description"]
         assert await env.services.store.list_grants() == []
+
+
+async def test_a_refresh_lease_left_by_a_dead_process_is_taken_over_when_it_expires_on_the_injected_clock(
+    db_url: str,
+) -> None:
+    async with in_process(database_url=db_url) as env:
+        stand_in(env).options.token_ttl = EIGHT_HOURS
+        _, issued = await login(env, login="olga")
+        env.clock.advance(EIGHT_HOURS - 120)  # GitHub's token is due for a refresh
+        token = await login_refresh_keeping_mcp_token_alive(env, issued)
+        grant = (await env.services.store.list_grants())[0]
+        # Another replica took the refresh lease and died before releasing it.
+        lease_until = int(env.clock.now()) + LEASE_SECONDS
+        assert await env.services.store.acquire_refresh_lease(grant.grant_id, until=lease_until)
+        assert await profile_ok(env, token)
+        # The wait passed on the test's clock (no real sleeping), and lasted until the lease expired.
+        assert env.clock.now() >= lease_until
+        after = (await env.services.store.list_grants())[0].github
+        assert after.token_enc != grant.github.token_enc

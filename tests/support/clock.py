@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 
@@ -14,3 +15,8 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self._now += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        """Time passes at once; other tasks get their turn, as they would while sleeping."""
+        self._now += seconds
+        await asyncio.sleep(0)
