@@ -50,7 +50,7 @@ class GitHub(Protocol):
 
     Guarantees: methods either return parsed data or raise a `GitHubError` subclass; reads
     that can be conditional are. Does not: retry (a rate limit is reported, not waited out),
-    refresh tokens on its own, or decide what a 401 means for a grant (github/session.py does).
+    refresh tokens on its own, or decide what a 401 means for a grant (github/person.py does).
     """
 
     def authorize_url(self, *, redirect_uri: str, scopes: Sequence[str], state: str, code_challenge: str) -> str: ...

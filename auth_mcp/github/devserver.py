@@ -127,10 +127,6 @@ class DevGitHub:
         usage = self._usage.get(login.lower())
         return usage.used if usage is not None else 0
 
-    def issue_token_for(self, login: str, scopes: tuple[str, ...] = ("read:user",)) -> str:
-        """A valid token without the web flow (tests that need a GitHub token in hand)."""
-        return self._mint_tokens(login, scopes)["access_token"]
-
     # OAuth web flow --------------------------------------------------------------------------
 
     def _fault(self, endpoint: str) -> str | None:

@@ -89,7 +89,7 @@ grants = Table(
     Column("github_refresh_token_enc", Text, nullable=True),
     Column("github_refresh_expires_at", BigInteger, nullable=True),
     Column("github_scopes", Text, nullable=False),
-    # A lease that serialises GitHub token refreshes across processes (github/session.py).
+    # A lease that serialises GitHub token refreshes across processes (github/person.py).
     Column("refresh_lease_until", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     # When the grant is useless (its last refresh token or unexchanged code expired).

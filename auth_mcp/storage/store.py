@@ -8,9 +8,10 @@ concurrent requests (in one process or on two replicas) can never both succeed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal, Protocol
+from dataclasses import fields
+from typing import Any, Literal, Protocol, TypeVar
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -66,7 +67,6 @@ class Store(Protocol):
     async def acquire_refresh_lease(self, grant_id: str, *, until: int) -> bool: ...
     async def release_refresh_lease(self, grant_id: str) -> None: ...
     async def delete_grant(self, grant_id: str) -> Grant | None: ...
-    async def grant_has_live_tokens(self, grant_id: str) -> bool: ...
 
     async def get_code(self, code_hash: str) -> CodeRecord | None: ...
     async def consume_code(self, code_hash: str, tokens: TokenPair, *, client_id: str) -> bool: ...
@@ -74,7 +74,6 @@ class Store(Protocol):
     async def get_access_token(self, token_hash: str) -> AccessTokenRecord | None: ...
     async def get_refresh_token(self, token_hash: str) -> RefreshTokenRecord | None: ...
     async def rotate_refresh_token(self, token_hash: str, tokens: TokenPair) -> bool: ...
-    async def delete_access_token(self, token_hash: str) -> str | None: ...
 
     async def purge_expired(self) -> PurgeCounts: ...
 
@@ -106,13 +105,7 @@ class SqlStore:
     async def add_client(self, record: ClientRecord) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(
-                insert(s.clients).values(
-                    client_id=record.client_id,
-                    info=record.info,
-                    client_secret_enc=record.client_secret_enc,
-                    created_at=record.created_at,
-                    used_at=record.used_at,
-                )
+                insert(s.clients).values(**_columns(record))
             )
 
     async def get_client(self, client_id: str) -> ClientRecord | None:
@@ -143,20 +136,7 @@ class SqlStore:
     async def add_pending(self, pending: PendingAuthorization) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(
-                insert(s.pending_authorizations).values(
-                    request_hash=pending.request_hash,
-                    client_id=pending.client_id,
-                    redirect_uri=pending.redirect_uri,
-                    redirect_uri_provided_explicitly=pending.redirect_uri_provided_explicitly,
-                    code_challenge=pending.code_challenge,
-                    client_state=pending.client_state,
-                    scopes=_join(pending.scopes),
-                    resource=pending.resource,
-                    upstream_state_hash=pending.upstream_state_hash,
-                    github_verifier_enc=pending.github_verifier_enc,
-                    created_at=pending.created_at,
-                    expires_at=pending.expires_at,
-                )
+                insert(s.pending_authorizations).values(**_columns(pending))
             )
 
     async def get_pending(self, request_hash: str) -> PendingAuthorization | None:
@@ -219,36 +199,10 @@ class SqlStore:
     async def add_grant_with_code(self, grant: Grant, code: CodeRecord) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(
-                insert(s.grants).values(
-                    grant_id=grant.grant_id,
-                    client_id=grant.client_id,
-                    client_name=grant.client_name,
-                    github_user_id=grant.github_user_id,
-                    github_login=grant.github_login,
-                    scopes=_join(grant.scopes),
-                    resource=grant.resource,
-                    github_token_enc=grant.github.token_enc,
-                    github_token_expires_at=grant.github.token_expires_at,
-                    github_refresh_token_enc=grant.github.refresh_token_enc,
-                    github_refresh_expires_at=grant.github.refresh_expires_at,
-                    github_scopes=_join(grant.github.scopes),
-                    created_at=grant.created_at,
-                    expires_at=grant.expires_at,
-                )
+                insert(s.grants).values(**_columns(grant))
             )
             await conn.execute(
-                insert(s.authorization_codes).values(
-                    code_hash=code.code_hash,
-                    grant_id=grant.grant_id,
-                    client_id=code.client_id,
-                    redirect_uri=code.redirect_uri,
-                    redirect_uri_provided_explicitly=code.redirect_uri_provided_explicitly,
-                    code_challenge=code.code_challenge,
-                    scopes=_join(code.scopes),
-                    resource=code.resource,
-                    expires_at=code.expires_at,
-                    used_at=None,
-                )
+                insert(s.authorization_codes).values(**_columns(code))
             )
             await conn.execute(
                 update(s.clients)
@@ -312,25 +266,6 @@ class SqlStore:
             await _delete_grants(conn, [grant_id])
         return _grant(row)
 
-    async def grant_has_live_tokens(self, grant_id: str) -> bool:
-        now = self._now()
-        async with self._engine.connect() as conn:
-            access = await conn.scalar(
-                select(func.count())
-                .select_from(s.access_tokens)
-                .where(s.access_tokens.c.grant_id == grant_id, s.access_tokens.c.expires_at > now)
-            )
-            refresh = await conn.scalar(
-                select(func.count())
-                .select_from(s.refresh_tokens)
-                .where(
-                    s.refresh_tokens.c.grant_id == grant_id,
-                    s.refresh_tokens.c.expires_at > now,
-                    s.refresh_tokens.c.rotated_at.is_(None),
-                )
-            )
-        return bool(access or refresh)
-
     # Codes and tokens ------------------------------------------------------------------------
 
     async def get_code(self, code_hash: str) -> CodeRecord | None:
@@ -376,17 +311,7 @@ class SqlStore:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
-        return AccessTokenRecord(
-            token_hash=row.token_hash,
-            grant_id=row.grant_id,
-            client_id=row.client_id,
-            client_name=row.client_name,
-            scopes=_scopes(row.scopes),
-            resource=row.resource,
-            expires_at=row.expires_at,
-            github_user_id=row.github_user_id,
-            github_login=row.github_login,
-        )
+        return _record(AccessTokenRecord, row)
 
     async def get_refresh_token(self, token_hash: str) -> RefreshTokenRecord | None:
         table = s.refresh_tokens
@@ -394,15 +319,7 @@ class SqlStore:
             row = (await conn.execute(select(table).where(table.c.token_hash == token_hash))).first()
         if row is None:
             return None
-        return RefreshTokenRecord(
-            token_hash=row.token_hash,
-            grant_id=row.grant_id,
-            client_id=row.client_id,
-            scopes=_scopes(row.scopes),
-            resource=row.resource,
-            expires_at=row.expires_at,
-            rotated_at=row.rotated_at,
-        )
+        return _record(RefreshTokenRecord, row)
 
     async def rotate_refresh_token(self, token_hash: str, tokens: TokenPair) -> bool:
         """Retire the refresh token and issue its successor pair, atomically; False if already used.
@@ -424,13 +341,6 @@ class SqlStore:
             await conn.execute(delete(s.access_tokens).where(s.access_tokens.c.grant_id == row.grant_id))
             await _insert_pair(conn, grant_id=row.grant_id, client_id=row.client_id, tokens=tokens, now=now)
         return True
-
-    async def delete_access_token(self, token_hash: str) -> str | None:
-        """Delete one access token; returns its grant id."""
-        table = s.access_tokens
-        async with self._engine.begin() as conn:
-            result = await conn.execute(delete(table).where(table.c.token_hash == token_hash).returning(table.c.grant_id))
-            return result.scalar_one_or_none()
 
     # Housekeeping ----------------------------------------------------------------------------
 
@@ -510,65 +420,46 @@ async def _delete_grants(conn: AsyncConnection, grant_ids: list[str]) -> None:
     await conn.execute(delete(s.grants).where(s.grants.c.grant_id.in_(grant_ids)))
 
 
+R = TypeVar("R")
+
+
+def _record(cls: type[R], row: Row[Any] | Any, *, prefix: str = "", **given: Any) -> R:
+    """A record from a row whose columns are named after the record's fields (with `prefix`);
+    `scopes` columns hold space-separated scopes. Fields in `given`, or with no column, are not read."""
+    columns = row._mapping
+    values = dict(given)
+    for field in fields(cls):  # type: ignore[arg-type]
+        column = prefix + field.name
+        if field.name not in values and column in columns:
+            value = columns[column]
+            values[field.name] = _scopes(value) if field.name == "scopes" else value
+    return cls(**values)
+
+
+def _columns(record: Any, *, prefix: str = "") -> dict[str, Any]:
+    """A record's fields as column values: the inverse of `_record` (GitHub credentials are
+    the grant's `github_*` columns)."""
+    values: dict[str, Any] = {}
+    for field in fields(record):
+        value = getattr(record, field.name)
+        if isinstance(value, GitHubCredentials):
+            values.update(_columns(value, prefix="github_"))
+        else:
+            values[prefix + field.name] = _join(value) if field.name == "scopes" else value
+    return values
+
+
 def _client(row: Row[Any]) -> ClientRecord:
-    return ClientRecord(
-        client_id=row.client_id,
-        info=dict(row.info),
-        client_secret_enc=row.client_secret_enc,
-        created_at=row.created_at,
-        used_at=row.used_at,
-    )
+    return _record(ClientRecord, row, info=dict(row.info))
 
 
 def _pending(row: Row[Any]) -> PendingAuthorization:
-    return PendingAuthorization(
-        request_hash=row.request_hash,
-        client_id=row.client_id,
-        redirect_uri=row.redirect_uri,
-        redirect_uri_provided_explicitly=row.redirect_uri_provided_explicitly,
-        code_challenge=row.code_challenge,
-        client_state=row.client_state,
-        scopes=_scopes(row.scopes),
-        resource=row.resource,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        upstream_state_hash=row.upstream_state_hash,
-        github_verifier_enc=row.github_verifier_enc,
-    )
+    return _record(PendingAuthorization, row)
 
 
 def _grant(row: Row[Any]) -> Grant:
-    return Grant(
-        grant_id=row.grant_id,
-        client_id=row.client_id,
-        client_name=row.client_name,
-        github_user_id=row.github_user_id,
-        github_login=row.github_login,
-        scopes=_scopes(row.scopes),
-        resource=row.resource,
-        github=GitHubCredentials(
-            token_enc=row.github_token_enc,
-            token_expires_at=row.github_token_expires_at,
-            refresh_token_enc=row.github_refresh_token_enc,
-            refresh_expires_at=row.github_refresh_expires_at,
-            scopes=_scopes(row.github_scopes),
-        ),
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        refresh_lease_until=row.refresh_lease_until,
-    )
+    return _record(Grant, row, github=_record(GitHubCredentials, row, prefix="github_"))
 
 
 def _code(row: Row[Any]) -> CodeRecord:
-    return CodeRecord(
-        code_hash=row.code_hash,
-        grant_id=row.grant_id,
-        client_id=row.client_id,
-        redirect_uri=row.redirect_uri,
-        redirect_uri_provided_explicitly=row.redirect_uri_provided_explicitly,
-        code_challenge=row.code_challenge,
-        scopes=_scopes(row.scopes),
-        resource=row.resource,
-        expires_at=row.expires_at,
-        used_at=row.used_at,
-    )
+    return _record(CodeRecord, row)
