@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mcp.server.auth.provider import construct_redirect_uri
+from auth_mcp.urls import with_query
 
 
 def authorization_response_url(redirect_uri: str, *, issuer: str, state: str | None, **params: str | None) -> str:
@@ -12,4 +12,4 @@ def authorization_response_url(redirect_uri: str, *, issuer: str, state: str | N
     talks to several authorization servers can tell which one answered (mix-up defence).
     Existing query parameters of the registered URI are kept (OAuth 2.1 §4.1.2).
     """
-    return construct_redirect_uri(redirect_uri, **params, state=state, iss=issuer)
+    return with_query(redirect_uri, **params, state=state, iss=issuer)

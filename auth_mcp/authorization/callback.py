@@ -30,9 +30,10 @@ from auth_mcp.github.models import (
     GitHubUnavailable,
     GitHubUser,
 )
+from auth_mcp.github.person import sealed_credentials
 from auth_mcp.http.metrics import Metrics
 from auth_mcp.http.pages import Pages
-from auth_mcp.storage.records import CodeRecord, GitHubCredentials, Grant, PendingAuthorization
+from auth_mcp.storage.records import CodeRecord, Grant, PendingAuthorization
 from auth_mcp.storage.store import Store
 
 logger = logging.getLogger(__name__)
@@ -223,7 +224,6 @@ class GitHubCallback:
         now = int(self._clock.now())
         code = tokens.new_authorization_code()
         grant_id = tokens.new_opaque_id()
-        refresh = github_tokens.refresh_token
         grant = Grant(
             grant_id=grant_id,
             client_id=pending.client_id,
@@ -232,15 +232,7 @@ class GitHubCallback:
             github_login=user.login,
             scopes=pending.scopes,
             resource=pending.resource,
-            github=GitHubCredentials(
-                token_enc=self._keyring.encrypt(github_tokens.access_token.get_secret_value()),
-                token_expires_at=now + github_tokens.expires_in if github_tokens.expires_in else None,
-                refresh_token_enc=self._keyring.encrypt(refresh.get_secret_value()) if refresh else None,
-                refresh_expires_at=(
-                    now + github_tokens.refresh_token_expires_in if refresh and github_tokens.refresh_token_expires_in else None
-                ),
-                scopes=github_tokens.scopes,
-            ),
+            github=sealed_credentials(github_tokens, keyring=self._keyring, now=now),
             created_at=now,
             expires_at=now + tokens.AUTHORIZATION_CODE_TTL,
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from typing import Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from mcp.server.auth.handlers.authorize import AuthorizationHandler
 from mcp.server.auth.handlers.token import TokenHandler
@@ -29,6 +29,7 @@ from auth_mcp.authorization.provider import CONSENT_PATH, AuthServerProvider
 from auth_mcp.http.hosts import is_loopback_host
 from auth_mcp.http.pages import Pages
 from auth_mcp.resource.audience import Audience
+from auth_mcp.urls import with_query
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _GRANT_TYPES = frozenset({"authorization_code", "refresh_token"})
@@ -65,7 +66,7 @@ class AuthorizeEndpoint:
         location = response.headers.get("location")
         if response.status_code in (302, 303) and location and not location.startswith(self._consent_url + "?"):
             # An error redirect to the client's registered redirect_uri: add iss (RFC 9207 §2).
-            location = _with_param(location, "iss", self._issuer)
+            location = with_query(location, iss=self._issuer)
             if _is_website(location):
                 return self._confirm_error_redirect(location)
             response.headers["location"] = location
@@ -112,12 +113,6 @@ def _is_website(uri: str) -> bool:
     and private-use schemes; only the first can be someone else's website)."""
     parts = urlsplit(uri)
     return parts.scheme == "https" and not is_loopback_host(parts.hostname)
-
-
-def _with_param(url: str, name: str, value: str) -> str:
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name] + [(name, value)]
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 class TokenEndpoint:

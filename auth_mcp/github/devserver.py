@@ -23,7 +23,6 @@ import secrets
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from starlette.applications import Starlette
@@ -32,6 +31,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
 from auth_mcp.clock import Clock, SystemClock
+from auth_mcp.urls import with_query
 
 
 class Pages(Protocol):
@@ -149,7 +149,7 @@ class DevGitHub:
                 message="The redirect_uri is not the OAuth App's callback URL.",
                 error="redirect_uri_mismatch",
             )
-        state = params.get("state", "")
+        state = params.get("state") or None  # GitHub returns no state when none was sent
         if request.method == "GET":
             hidden = [
                 (name, params.get(name, ""))
@@ -489,10 +489,8 @@ def _scopes(value: str) -> list[str]:
     return [s for s in value.replace(",", " ").split() if s]
 
 
-def _redirect(url: str, **params: str) -> RedirectResponse:
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True) + [(k, v) for k, v in params.items() if v]
-    return RedirectResponse(urlunsplit(parts._replace(query=urlencode(query))), status_code=302)
+def _redirect(url: str, **params: str | None) -> RedirectResponse:
+    return RedirectResponse(with_query(url, **params), status_code=302)
 
 
 def _oauth_error(error: str, description: str | None = None) -> JSONResponse:

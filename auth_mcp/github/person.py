@@ -147,22 +147,24 @@ class PersonGitHub:
         except GitHubOAuthError as exc:
             await self._end(f"GitHub refused to refresh it: {exc.error}")
             raise  # unreachable
-        await self._store.update_github_credentials(self._grant_id, self._credentials(fresh))
+        await self._store.update_github_credentials(self._grant_id, sealed_credentials(fresh, keyring=self._keyring, now=int(self._clock.now())))
         logger.info("refreshed the GitHub token of grant %s", self._grant_id[:8])
         return fresh.access_token.get_secret_value()
-
-    def _credentials(self, fresh: GitHubTokens) -> GitHubCredentials:
-        now = int(self._clock.now())
-        refresh = fresh.refresh_token
-        return GitHubCredentials(
-            token_enc=self._keyring.encrypt(fresh.access_token.get_secret_value()),
-            token_expires_at=now + fresh.expires_in if fresh.expires_in else None,
-            refresh_token_enc=self._keyring.encrypt(refresh.get_secret_value()) if refresh else None,
-            refresh_expires_at=now + fresh.refresh_token_expires_in if refresh and fresh.refresh_token_expires_in else None,
-            scopes=fresh.scopes,
-        )
 
     async def _end(self, why: str) -> None:
         # GitHub already dropped the token (or we cannot use it): no point revoking it there.
         await self._revoker.revoke_grant(self._grant_id, reason=why, at_github=False)
         raise GrantEnded(why)
+
+
+def sealed_credentials(fresh: GitHubTokens, *, keyring: Keyring, now: int) -> GitHubCredentials:
+    """What a grant stores of GitHub's tokens: encrypted, with absolute expiry times."""
+    refresh = fresh.refresh_token
+    refresh_lifetime = fresh.refresh_token_expires_in
+    return GitHubCredentials(
+        token_enc=keyring.encrypt(fresh.access_token.get_secret_value()),
+        token_expires_at=now + fresh.expires_in if fresh.expires_in else None,
+        refresh_token_enc=keyring.encrypt(refresh.get_secret_value()) if refresh else None,
+        refresh_expires_at=now + refresh_lifetime if refresh and refresh_lifetime else None,
+        scopes=fresh.scopes,
+    )

@@ -12,10 +12,10 @@ A bad Host gets 421, a bad Origin 403 (MUST in the transport spec), both before 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth_mcp.http.headers import request_headers
@@ -78,10 +78,10 @@ class DnsRebindingGuard:
         headers = request_headers(scope)
         host, origin = headers.get(b"host"), headers.get(b"origin")
         if not self._decide(host, self.host_allowed, self._host_decisions):
-            await _refuse(send, 421, "Invalid Host header")
+            await _refuse(scope, receive, send, 421, "Invalid Host header")
             return
         if origin is not None and not self._decide(origin, self.origin_allowed, self._origin_decisions):
-            await _refuse(send, 403, "Invalid Origin header")
+            await _refuse(scope, receive, send, 403, "Invalid Origin header")
             return
         await self._app(scope, receive, send)
 
@@ -98,14 +98,7 @@ class DnsRebindingGuard:
         return known
 
 
-async def _refuse(send: Send, status: int, message: str) -> None:
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
     # A JSON-RPC error without id, as the transport spec allows for the 403.
-    body = json.dumps({"jsonrpc": "2.0", "error": {"code": -32600, "message": message}}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    body = {"jsonrpc": "2.0", "error": {"code": -32600, "message": message}}
+    await JSONResponse(body, status_code=status)(scope, receive, send)

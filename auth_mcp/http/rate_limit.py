@@ -10,11 +10,11 @@ from anyone else is ignored, so it cannot be forged to dodge the limit.
 from __future__ import annotations
 
 import ipaddress
-import json
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth_mcp.clock import Clock
@@ -86,22 +86,9 @@ class RateLimit:
             await self._app(scope, receive, send)
             return
         retry_after = str(max(1, math.ceil(wait)))
-        body = json.dumps(
-            {"error": "temporarily_unavailable", "error_description": f"Too many requests; retry in {retry_after} seconds"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", retry_after.encode()),
-                    (b"cache-control", b"no-store"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        body = {"error": "temporarily_unavailable", "error_description": f"Too many requests; retry in {retry_after} seconds"}
+        headers = {"retry-after": retry_after, "cache-control": "no-store"}
+        await JSONResponse(body, status_code=429, headers=headers)(scope, receive, send)
 
 
 def _bucket_of(address: str) -> str:

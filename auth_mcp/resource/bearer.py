@@ -18,18 +18,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mcp.server.auth.middleware.auth_context import auth_context_var
+from mcp.server.transport_security import RequestBodyLimitMiddleware
 from mcp.shared.inbound import decode_header_value
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth_mcp.http.headers import remove_header, request_headers
 from auth_mcp.http.metrics import Metrics
 from auth_mcp.resource.audience import Audience
-from auth_mcp.resource.verifier import CachedVerifier
+from auth_mcp.resource.verifier import CachedVerifier, Verified
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 4 * 1024 * 1024  # the SDK transport's own limit
+_VERIFIED_KEY = "auth_mcp.verified"  # the verified token, handed to the body check through the scope
 
 
 def www_authenticate(**params: str | None) -> str:
@@ -67,6 +70,7 @@ class BearerGuard:
         self._resource_metadata_url = resource_metadata_url
         self._default_scope = " ".join(default_scopes)
         self._tool_scopes = {name: tuple(scopes) for name, scopes in tool_scopes.items()}
+        self._check_body = RequestBodyLimitMiddleware(self._check_body_within_limit, MAX_BODY)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS":
@@ -77,18 +81,18 @@ class BearerGuard:
         if token is None:
             # RFC 6750 §3.1: no error code when the request carried no credentials at all.
             self._metrics.tokens_refused.labels("missing").inc()
-            await self._refuse(send, 401, error=None, description="Authentication required")
+            await self._refuse(scope, receive, send, 401, error=None, description="Authentication required")
             return
         verified = await self._verifier.verify(token)
         if verified is None:
             self._metrics.tokens_refused.labels("invalid").inc()
-            await self._refuse(send, 401, error="invalid_token", description="The access token is invalid, expired or revoked")
+            await self._refuse(scope, receive, send, 401, error="invalid_token", description="The access token is invalid, expired or revoked")
             return
         access = verified.token
         if access.resource is None or not self._audience.accepts(access.resource):
             # RFC 8707 / MCP: only tokens issued for this server are accepted.
             self._metrics.tokens_refused.labels("audience").inc()
-            await self._refuse(send, 401, error="invalid_token", description="The access token was issued for another resource")
+            await self._refuse(scope, receive, send, 401, error="invalid_token", description="The access token was issued for another resource")
             return
         if scope["method"] == "POST":
             if self._trust_routing_headers and _is_modern(headers.get(b"mcp-protocol-version")):
@@ -100,22 +104,17 @@ class BearerGuard:
                 needed = self._needed_for(method, decode_header_value(name))
                 missing = None if verified.scopes.issuperset(needed) else needed
             else:
-                body = await _read_body(receive)
-                if body is None:
-                    await _send_json(send, 413, {"error": "invalid_request", "error_description": "Request body too large"})
-                    return
-                missing = self._missing_scopes(body, verified.scopes)
-                receive = _replay(body, receive)
-            if missing is not None:
-                self._metrics.tokens_refused.labels("insufficient_scope").inc()
-                await self._refuse(
-                    send,
-                    403,
-                    error="insufficient_scope",
-                    description=f"This call needs the scope {' '.join(missing)}",
-                    scope_value=" ".join(missing),
-                )
+                # Older protocols name the tool only in the body: read it (bounded, 413 past the
+                # transport's own limit) and check scopes there.
+                scope[_VERIFIED_KEY] = verified
+                await self._check_body(scope, receive, send)
                 return
+            if missing is not None:
+                await self._refuse_scope(scope, receive, send, missing)
+                return
+        await self._forward(scope, receive, send, verified)
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, verified: Verified) -> None:
         scope["user"] = verified.user
         scope["auth"] = verified.credentials
         # Past this point identity travels as scope["user"]: the transport, its logs and the tools
@@ -127,6 +126,29 @@ class BearerGuard:
             await self._app(scope, receive, send)
         finally:
             auth_context_var.reset(reset)
+
+    async def _check_body_within_limit(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Behind RequestBodyLimitMiddleware (`_check_body`): the whole body is the first message."""
+        verified: Verified = scope.pop(_VERIFIED_KEY)
+        first = await receive()
+        body = first.get("body", b"") if first["type"] == "http.request" else b""
+        missing = self._missing_scopes(body, verified.scopes)
+        if missing is not None:
+            await self._refuse_scope(scope, receive, send, missing)
+            return
+        await self._forward(scope, _replay(first, receive), send, verified)
+
+    async def _refuse_scope(self, scope: Scope, receive: Receive, send: Send, missing: tuple[str, ...]) -> None:
+        self._metrics.tokens_refused.labels("insufficient_scope").inc()
+        await self._refuse(
+            scope,
+            receive,
+            send,
+            403,
+            error="insufficient_scope",
+            description=f"This call needs the scope {' '.join(missing)}",
+            scope_value=" ".join(missing),
+        )
 
     def _needed_for(self, method: str | None, name: str | None) -> tuple[str, ...]:
         if method != "tools/call" or name is None:
@@ -153,7 +175,15 @@ class BearerGuard:
         return required
 
     async def _refuse(
-        self, send: Send, status: int, *, error: str | None, description: str, scope_value: str | None = None
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        status: int,
+        *,
+        error: str | None,
+        description: str,
+        scope_value: str | None = None,
     ) -> None:
         challenge = www_authenticate(
             error=error,
@@ -162,7 +192,8 @@ class BearerGuard:
             resource_metadata=self._resource_metadata_url,
         )
         body = {"error": error or "invalid_token", "error_description": description}
-        await _send_json(send, status, body, extra_headers=[(b"www-authenticate", challenge.encode())])
+        headers = {"www-authenticate": challenge, "cache-control": "no-store"}
+        await JSONResponse(body, status_code=status, headers=headers)(scope, receive, send)
 
 
 _HANDSHAKE_VERSIONS = frozenset(version.encode() for version in HANDSHAKE_PROTOCOL_VERSIONS)
@@ -185,43 +216,15 @@ def _bearer_token(authorization: bytes | None) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
+def _replay(first: Message, receive: Receive) -> Receive:
+    """`receive` with `first` given back once more, for the app behind the check that read it."""
     sent = False
 
     async def replay() -> Message:
         nonlocal sent
         if not sent:
             sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return first
         return await receive()
 
     return replay
-
-
-async def _send_json(send: Send, status: int, body: dict[str, Any], extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    payload = json.dumps(body).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
-        (b"cache-control", b"no-store"),
-        *(extra_headers or []),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})

@@ -33,11 +33,15 @@ async def test_browser_cors_before_bearer_a_preflight_needs_no_token(db_url: str
             headers={
                 "origin": "http://localhost:6274",
                 "access-control-request-method": "POST",
-                "access-control-request-headers": "authorization, content-type",
+                "access-control-request-headers": "authorization, content-type, mcp-protocol-version",
             },
         )
         assert response.status_code == 200
         assert response.headers["access-control-allow-origin"] == "http://localhost:6274"
+        assert "authorization" in response.headers["access-control-allow-headers"].lower()
+        response = await env.http.post("/mcp", headers={"origin": "http://localhost:6274"})
+        assert response.status_code == 401
+        assert "www-authenticate" in response.headers["access-control-expose-headers"].lower()
 
 
 async def test_proxy_headers_before_access_log_the_log_names_the_real_client(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -411,9 +410,11 @@ async def test_logging_out_revokes_the_persons_token_at_github(db_url: str) -> N
 async def test_revoking_at_github_can_be_turned_off(db_url: str) -> None:
     async with in_process(database_url=db_url, revoke_github_tokens=False) as env:
         client, tokens = await login(env)
-        await env.http.post("/revoke", data={"token": tokens.refresh_token, "client_id": client.client_id})
+        response = await env.http.post("/revoke", data={"token": tokens.refresh_token, "client_id": client.client_id})
+        assert response.status_code == 200
+        assert await env.services.store.list_grants() == []  # revoked here...
         assert env.services.dev_github is not None
-        assert not any(method == "DELETE" for method, _ in env.services.dev_github.calls)
+        assert not any(method == "DELETE" for method, _ in env.services.dev_github.calls)  # ...not at GitHub
 
 
 async def test_revoke_without_a_token_is_a_bad_request(db_url: str) -> None:
@@ -425,5 +426,18 @@ async def test_revoke_without_a_token_is_a_bad_request(db_url: str) -> None:
         assert response.status_code == 401 and response.json()["error"] == "invalid_client"
 
 
-def test_urls_in_this_module_are_loopback() -> None:
-    assert urlsplit(IN_PROCESS_URL).hostname == "127.0.0.1"
+@pytest.mark.parametrize("auth_method", ["none", "client_secret_post"])
+async def test_an_identity_assertion_grant_is_refused_as_unsupported(db_url: str, auth_method: str) -> None:
+    # RFC 7523 jwt-bearer grants (SEP-990): registration never grants them to a client, and the
+    # provider refuses them too; people sign in through GitHub here.
+    async with in_process(database_url=db_url) as env:
+        client = await new_client(env, token_endpoint_auth_method=auth_method)
+        form = {
+            "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "assertion": "eyJhbGciOiJub25lIn0.e30.",
+            "client_id": client.client_id,
+            **({"client_secret": client.client_secret} if client.client_secret else {}),
+        }
+        response = await env.http.post("/token", data=form)
+        assert response.status_code == 400
+        assert response.json()["error"] == "unsupported_grant_type"
