@@ -200,8 +200,12 @@ class PublicDocumentFetcher:
         if self._own_resolver is not None:
             self._own_resolver.close()
 
-    async def fetch(self, url: str, *, max_bytes: int, what: str = "the document") -> Fetched:
-        """The body and headers of `url`; raises `FetchRefused` saying what went wrong."""
+    async def fetch(self, url: str, *, max_bytes: int, what: str = "the document", deadline_at: float | None = None) -> Fetched:
+        """The body and headers of `url`; raises `FetchRefused` saying what went wrong.
+
+        `deadline_at` (event-loop time) ends the wait earlier when the caller already waited
+        for something else under the same deadline; by default it is `deadline` from now.
+        """
         parts = check_public_url(url)
         host = parts.hostname or ""
         remembered = self._failures.get("host:" + host)
@@ -209,11 +213,17 @@ class PublicDocumentFetcher:
             raise FetchRefused(f"{remembered} (a recent attempt; not retried yet)")
         if self._slots.locked() and self._waiting >= self._max_waiting:
             raise FetchRefused(f"too many documents are being fetched right now; {what} was not fetched", busy=True)
+        if deadline_at is None:
+            deadline_at = asyncio.get_running_loop().time() + self.deadline
+        fetching = False
         try:
-            async with asyncio.timeout(self.deadline):
+            async with asyncio.timeout_at(deadline_at):
                 async with self._slot():
+                    fetching = True
                     return await self._fetch(parts, max_bytes=max_bytes, what=what)
         except TimeoutError:
+            if not fetching:  # no slot came free in time: our load, not the host's fault
+                raise FetchRefused(f"too many documents are being fetched right now; {what} was not fetched", busy=True) from None
             message = f"{what} could not be fetched from {host} within {self.deadline:g} seconds"
             self._failures.add("host:" + host, message)
             raise FetchRefused(message) from None
