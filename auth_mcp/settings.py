@@ -61,8 +61,18 @@ class Settings(BaseSettings):
     trusted_proxies: CommaList = Field(default_factory=list)
 
     # Requests per minute per client IP on /token, /authorize, /consent, /github/callback and
-    # /revoke; /register gets a quarter. 0 turns rate limiting off.
+    # /revoke; /register gets a sixtieth (10 a minute by default). 0 turns rate limiting off.
     rate_limit_per_minute: int = Field(default=600, ge=0)
+
+    # Global caps on what strangers can make us store: registrations that never completed a
+    # login (kept 24 h at most) and authorization requests in progress (kept 10 min at most).
+    # Beyond the cap the oldest unused ones are evicted (metric auth_mcp_storage_evictions_total).
+    max_unused_clients: int = Field(default=10_000, ge=1)
+    max_pending_authorizations: int = Field(default=10_000, ge=1)
+
+    # Seconds a connection may take to send a request's headers, and its body.
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=30.0, gt=0)
 
     # Logging out also revokes the person's token at GitHub.
     revoke_github_tokens: bool = True
@@ -70,8 +80,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # text (default) or json: one JSON object per line, for log pipelines. Both carry the request id.
     log_format: Literal["text", "json"] = "text"
-    # Serve Prometheus metrics at /metrics (keep it off the public internet at your proxy).
+    # Serve Prometheus metrics at /metrics, only to `Authorization: Bearer <metrics_token>`;
+    # without a token /metrics is not served.
     metrics: bool = True
+    metrics_token: SecretStr | None = None
 
     # The tools to serve instead of the built-in ones: `package.module:attribute`, a @scoped_tool
     # function or a list of them (include auth_mcp.tools.BUILTIN_TOOLS to keep those).
@@ -82,6 +94,13 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("AUTH_MCP_METRICS_TOKEN must be at least 16 characters (generate one with: openssl rand -hex 16)")
         return value
 
     @field_validator("trusted_proxies")

@@ -141,7 +141,11 @@ def _routes(
         *browser_routes(authorization, rate_limited=rate_limited),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz(lambda: database_readiness(core.engine)), methods=["GET"]),
-        *([Route("/metrics", core.metrics.endpoint, methods=["GET"])] if settings.metrics else []),
+        *(
+            [Route("/metrics", core.metrics.guarded_endpoint(settings.metrics_token.get_secret_value()), methods=["GET"])]
+            if settings.metrics and settings.metrics_token is not None
+            else []
+        ),
         *([dev_github_mount(core.github.dev)] if core.github.dev is not None else []),
         *resource.fallback_routes,
     ]

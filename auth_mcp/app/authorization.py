@@ -26,11 +26,13 @@ from auth_mcp.authorization.endpoints import AuthorizeEndpoint, RevokeEndpoint, 
 from auth_mcp.authorization.provider import AuthServerProvider
 from auth_mcp.http.cors import public_cors
 from auth_mcp.http.pages import Pages
-from auth_mcp.http.routing import AsgiEndpoint, body_limited
+from auth_mcp.http.routing import AsgiEndpoint, NoStore, body_limited
 from auth_mcp.resource.audience import Audience
 
+# Bodies are bounded before anything parses them (a 256 MB consent form once cost 222 MiB).
 REGISTRATION_BODY_LIMIT = 16 * 1024  # RFC 7591 metadata is small; bound what a stranger can store
-OAUTH_BODY_LIMIT = 64 * 1024
+OAUTH_BODY_LIMIT = 16 * 1024  # /authorize, /token, /revoke: a few parameters, a JWT assertion at most
+CONSENT_BODY_LIMIT = 4 * 1024  # the consent form: a request id, a CSRF token and the decision
 AUTH_METHODS = ["none", "client_secret_post", "client_secret_basic"]
 
 RateLimited = Callable[[str, ASGIApp], ASGIApp]  # (path, app) -> the app behind that path's rate limit
@@ -50,7 +52,9 @@ def build_authorization_server(
     settings, store, keyring, clock = core.settings, core.store, core.keyring, core.clock
     github, pages, metrics = core.github.client, core.pages, core.metrics
     issuer = settings.issuer
-    clients = ClientDirectory(store=store, keyring=keyring, documents=documents, offered_scopes=offered_scopes)
+    clients = ClientDirectory(
+        store=store, keyring=keyring, documents=documents, offered_scopes=offered_scopes, max_unused=settings.max_unused_clients
+    )
     policy = AccessPolicy(allowed_users=settings.allowed_users, allowed_orgs=settings.allowed_orgs)
     provider = AuthServerProvider(
         store=store,
@@ -63,6 +67,7 @@ def build_authorization_server(
         access_token_ttl=settings.access_token_ttl,
         refresh_token_ttl=settings.refresh_token_ttl,
         metrics=metrics,
+        max_pending=settings.max_pending_authorizations,
         recheck=MembershipRecheck(policy=policy, store=store, people=core.people) if policy.restricted else None,
     )
     browser = BrowserBinding(keyring=keyring, secure=urlsplit(issuer).scheme == "https")
@@ -163,7 +168,8 @@ def oauth_routes(
         ),
         Route("/authorize", rate_limited("/authorize", body_limited(authorize, OAUTH_BODY_LIMIT)), methods=["GET", "POST"]),
         posted("/token", TokenEndpoint(provider=provider, audience=audience), OAUTH_BODY_LIMIT),
-        posted("/register", registration.handle, REGISTRATION_BODY_LIMIT),
+        # RFC 7591 §3.2.1's answer carries the client secret: like a token response, never cached.
+        Route("/register", public_cors(NoStore(rate_limited("/register", body_limited(registration.handle, REGISTRATION_BODY_LIMIT))), post), methods=post),
         posted("/revoke", RevokeEndpoint(provider=provider), OAUTH_BODY_LIMIT),
     ]
 
@@ -172,6 +178,9 @@ def browser_routes(server: AuthorizationServer, *, rate_limited: RateLimited) ->
     """The pages a person's browser visits: consent, and the way back from GitHub."""
 
     def page(path: str, handler: object, method: str) -> Route:
+        if method == "POST":
+            handled: ASGIApp = body_limited(handler, CONSENT_BODY_LIMIT)
+            return Route(path, AsgiEndpoint(rate_limited(path, handled)), methods=[method])
         return Route(path, AsgiEndpoint(rate_limited(path, request_response(handler))), methods=[method])  # type: ignore[arg-type]
 
     return [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import httpx
+from mcp.server.transport_security import RequestBodyLimitMiddleware
 from pydantic import SecretStr
 from starlette.routing import Mount, Router
 
@@ -68,5 +69,8 @@ def build_github(
     return GitHubSide(client=client, http=client_http, owns_http=http is None, dev=dev)
 
 
+DEV_GITHUB_BODY_LIMIT = 4 * 1024  # its login form and API calls are a few fields
+
+
 def dev_github_mount(dev: DevGitHub) -> Mount:
-    return Mount(DEV_GITHUB_PATH, app=dev.app)
+    return Mount(DEV_GITHUB_PATH, app=RequestBodyLimitMiddleware(dev.app, DEV_GITHUB_BODY_LIMIT))

@@ -8,6 +8,7 @@ closed, and the reason says so.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -28,10 +29,41 @@ class Decision:
 ALLOWED = Decision(True)
 
 
+# GitHub logins: letters, digits and single inner hyphens, up to 39 characters.
+_LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?")
+
+
+def _user_entry(entry: str) -> tuple[str, str]:
+    """One AUTH_MCP_ALLOWED_USERS entry as ("id", digits) or ("login", name).
+
+    `id:123` and `login:123` say which they are; a bare number is an id (a login can be renamed
+    and then taken by someone else, an id cannot), a bare name a login. A person whose login is
+    all digits is therefore written `login:1234`.
+    """
+    kind, sep, value = entry.strip().partition(":")
+    if not sep:
+        kind, value = ("id" if entry.strip().isdigit() else "login"), entry.strip()
+    kind = kind.lower()
+    if kind == "id" and value.isdigit():
+        return "id", value
+    if kind == "login" and _LOGIN.fullmatch(value):
+        return "login", value
+    raise ValueError(
+        f"AUTH_MCP_ALLOWED_USERS: {entry!r} is neither a GitHub user id nor a login; write id:123 or login:name "
+        "(a bare number is read as an id)"
+    )
+
+
 class AccessPolicy:
     def __init__(self, *, allowed_users: Sequence[str], allowed_orgs: Sequence[str]) -> None:
-        self._logins = {entry.lower() for entry in allowed_users if not entry.isdigit()}
-        self._ids = {int(entry) for entry in allowed_users if entry.isdigit()}
+        self._logins: set[str] = set()
+        self._ids: set[int] = set()
+        for entry in allowed_users:
+            kind, value = _user_entry(entry)
+            if kind == "id":
+                self._ids.add(int(value))
+            else:
+                self._logins.add(value.lower())
         self._orgs = list(dict.fromkeys(allowed_orgs))
 
     @property

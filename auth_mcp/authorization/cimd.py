@@ -1,56 +1,65 @@
 """Client ID Metadata Documents (MCP 2026-07-28 client registration; draft-ietf-oauth-client-id-
 metadata-document): a `client_id` that is an HTTPS URL names a JSON document describing the client.
 
-Fetching a URL a stranger chose is a server-side request forgery risk, so the fetch:
-- only uses https, port as given, no credentials, no fragment, no dot segments (draft §3);
-- resolves the name itself and refuses every address that is not globally routable (private,
-  loopback, link-local, multicast, reserved, shared, IPv4-mapped), then connects to exactly
-  the address it checked (no second DNS answer can swap in an internal one), verifying TLS for
-  the original host name;
-- follows no redirect, accepts only 200, reads at most 5 KiB, gives up after 5 seconds.
-The document must name itself (`client_id` equal to the URL), list redirect URIs that pass our
-registration policy, name the client, and use no shared secret (draft §4.1). Good documents are
-cached for their HTTP freshness lifetime, clamped to [1 minute, 1 day]; failures are not cached.
+Fetching a URL a stranger chose is a server-side request forgery risk and a way to make this
+server wait; document_fetcher.py holds the rules for both (public addresses only, one deadline
+over waiting and fetching, bounded slots, failures remembered). On top of it, here:
+- a `client_id` is a document URL when it is https with a path, no dot segments (draft §3);
+- the document must name itself (`client_id` equal to the URL), list redirect URIs that pass our
+  registration policy, name the client, use no shared secret (draft §4.1), and be valid Unicode
+  throughout (a lone surrogate can be neither stored nor shown);
+- good documents are cached for their HTTP freshness lifetime, clamped to [1 minute, 1 day];
+  documents that break the rules are remembered as such for a minute, like failed fetches.
+Only the fields this server uses are kept (clients.kept_metadata).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import re
-import socket
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from mcp.server.auth.provider import RegistrationError
 from pydantic import ValidationError
 
-from auth_mcp.authorization.clients import RegisteredClient, check_registration
+from auth_mcp.authorization.clients import RegisteredClient, check_registration, kept_metadata
+from auth_mcp.authorization.document_fetcher import (
+    FAILURE_TTL,
+    FetchRefused,
+    PublicDocumentFetcher,
+    Resolver,
+)
 from auth_mcp.clock import Clock
 from auth_mcp.scopes import SUPPORTED_SCOPES
 
 logger = logging.getLogger(__name__)
 
 MAX_DOCUMENT_BYTES = 5 * 1024  # draft §6.6 recommends 5 kilobytes
-FETCH_TIMEOUT = 5.0
 MIN_CACHE_SECONDS = 60
 MAX_CACHE_SECONDS = 24 * 3600
 MAX_CACHED_DOCUMENTS = 1000
-MAX_CONCURRENT_FETCHES = 4
 _SHARED_SECRET_METHODS = frozenset({"client_secret_post", "client_secret_basic", "client_secret_jwt"})
-
-Resolver = Callable[[str, int], Awaitable[list[str]]]
-"""(host, port) -> IP addresses. Injected in tests; production uses the system resolver."""
+_WHAT = "the client metadata document"
 
 
 class ClientMetadataError(Exception):
-    """Why a metadata-document client cannot be used; safe to show to the person."""
+    """Why a metadata-document client cannot be used; safe to show to the person.
+
+    `busy`: this server is at its fetch limits; the same request may work shortly
+    (OAuth `temporarily_unavailable`), so the document is not blamed.
+    """
+
+    def __init__(self, message: str, *, busy: bool = False) -> None:
+        super().__init__(message)
+        self.busy = busy
 
 
 def is_metadata_document_url(client_id: str) -> bool:
@@ -74,162 +83,136 @@ def is_metadata_document_url(client_id: str) -> bool:
     )
 
 
-async def system_resolver(host: str, port: int) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-# IPv6 forms that carry an IPv4 address a gateway may reach (NAT64, 6to4, Teredo, IPv4-compatible
-# and -translated): refused outright rather than unwrapped, since no client document lives there.
-_EMBEDDING_IPV4 = tuple(
-    ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32", "::/96", "::ffff:0:0:0/96")
-)
-
-
-def is_public_address(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        elif any(ip in network for network in _EMBEDDING_IPV4):
-            return False
-    return ip.is_global and not ip.is_multicast
-
-
 @dataclass(frozen=True)
 class _Cached:
-    client: RegisteredClient
+    client: RegisteredClient | None  # None: the document broke the rules, for `error`
     until: float
+    error: str = ""
 
 
 class MetadataDocumentClients:
-    """Resolves URL client ids to `RegisteredClient`s (cached)."""
+    """Resolves URL client ids to `RegisteredClient`s (cached).
+
+    The fetcher may be shared with other documents fetched for strangers (a client's JWK Set):
+    its limits then hold for all of them together.
+    """
 
     def __init__(
         self,
         *,
         clock: Clock,
         offered_scopes: Sequence[str] = SUPPORTED_SCOPES,
-        resolver: Resolver = system_resolver,
+        fetcher: PublicDocumentFetcher | None = None,
+        resolver: Resolver | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._clock = clock
         self._offered_scopes = tuple(offered_scopes)
-        self._resolver = resolver
-        self._http = httpx.AsyncClient(
-            transport=transport, follow_redirects=False, timeout=FETCH_TIMEOUT, trust_env=False
-        )
+        self._owns_fetcher = fetcher is None
+        self.fetcher = fetcher or PublicDocumentFetcher(clock=clock, resolver=resolver, transport=transport)
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
-        # A few fetches at a time: slow or silent hosts cannot tie up the resolver's threads.
-        self._fetching = asyncio.Semaphore(MAX_CONCURRENT_FETCHES)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._owns_fetcher:
+            await self.fetcher.aclose()
 
     async def get(self, client_id: str) -> RegisteredClient:
         """The client the document describes; raises `ClientMetadataError` saying what is wrong."""
-        cached = self._cache.get(client_id)
-        if cached is not None and cached.until > self._clock.now():
-            self._cache.move_to_end(client_id)
-            return cached.client
-        lock = self._locks.setdefault(client_id, asyncio.Lock())
-        async with lock:  # one fetch per document at a time, however many requests need it
-            cached = self._cache.get(client_id)
-            if cached is not None and cached.until > self._clock.now():
-                return cached.client
-            try:
-                async with self._fetching:
-                    async with asyncio.timeout(FETCH_TIMEOUT * 2):
-                        client, lifetime = await self._fetch(client_id)
-            except TimeoutError:
-                raise ClientMetadataError("the client metadata document could not be fetched in time") from None
-            finally:
-                self._locks.pop(client_id, None)
-        self._cache[client_id] = _Cached(client, self._clock.now() + lifetime)
-        while len(self._cache) > MAX_CACHED_DOCUMENTS:
-            self._cache.popitem(last=False)
-        return client
-
-    async def _fetch(self, client_id: str) -> tuple[RegisteredClient, float]:
+        cached = self._cached(client_id)
+        if cached is not None:
+            return cached
         if not is_metadata_document_url(client_id):
             raise ClientMetadataError("the client_id is not an https URL with a path")
-        parts = urlsplit(client_id)
-        host = parts.hostname or ""
-        port = parts.port or 443
+        # One deadline for everything this request waits for: other requests for the same
+        # document, a fetch slot, the fetch (document_fetcher.py).
+        deadline_at = asyncio.get_running_loop().time() + self.fetcher.deadline
+        lock = self._locks.setdefault(client_id, asyncio.Lock())
         try:
-            async with asyncio.timeout(FETCH_TIMEOUT):
-                addresses = await self._resolver(host, port)
-        except (OSError, TimeoutError):
-            raise ClientMetadataError(f"the client's host {host} does not resolve") from None
-        if not addresses:
-            raise ClientMetadataError(f"the client's host {host} does not resolve")
-        blocked = [a for a in addresses if not is_public_address(a)]
-        if blocked:
-            # Any non-public answer is refused outright: a name that also resolves inward is a probe.
-            raise ClientMetadataError(f"the client's host {host} resolves to a non-public address")
-        address = addresses[0]
-        target_host = f"[{address}]" if ":" in address else address
-        url = parts._replace(netloc=f"{target_host}:{port}").geturl()
-        request = self._http.build_request(
-            "GET",
-            url,
-            # Connect to the checked address; Host and TLS (SNI, certificate) stay the named host.
-            headers={"Host": parts.netloc, "Accept": "application/json", "Accept-Encoding": "identity"},
-            extensions={"sni_hostname": host},
-        )
+            async with asyncio.timeout_at(deadline_at):
+                await lock.acquire()  # one fetch per document at a time, however many requests need it
+        except TimeoutError:
+            raise ClientMetadataError(f"{_WHAT} could not be fetched in time; try again shortly", busy=True) from None
         try:
-            async with asyncio.timeout(FETCH_TIMEOUT):
-                response = await self._http.send(request, stream=True)
-                try:
-                    if response.status_code != 200:
-                        # draft-01 §4: only 200 counts, and redirects are not followed.
-                        raise ClientMetadataError(f"the client metadata document answered HTTP {response.status_code}")
-                    if response.headers.get("content-encoding", "identity").lower() not in ("identity", ""):
-                        # We asked for identity; a compressed body could expand far past our limit.
-                        raise ClientMetadataError("the client metadata document was sent compressed")
-                    body = bytearray()
-                    async for chunk in response.aiter_bytes():
-                        body.extend(chunk)
-                        if len(body) > MAX_DOCUMENT_BYTES:
-                            raise ClientMetadataError(f"the client metadata document is larger than {MAX_DOCUMENT_BYTES} bytes")
-                finally:
-                    await response.aclose()
-        except (httpx.HTTPError, TimeoutError) as exc:
-            raise ClientMetadataError(f"the client metadata document could not be fetched ({type(exc).__name__})") from None
-        client = self._parse(client_id, bytes(body))
-        return client, _freshness(response.headers, self._clock.now())
+            cached = self._cached(client_id)
+            if cached is not None:
+                return cached
+            fetched = await self.fetcher.fetch(client_id, max_bytes=MAX_DOCUMENT_BYTES, what=_WHAT, deadline_at=deadline_at)
+        except FetchRefused as exc:
+            raise ClientMetadataError(str(exc), busy=exc.busy) from None
+        finally:
+            lock.release()
+            if not lock.locked():
+                self._locks.pop(client_id, None)
+        now = self._clock.now()
+        try:
+            client = self._parse(client_id, fetched.body)
+        except ClientMetadataError as exc:
+            self._remember(client_id, _Cached(None, now + FAILURE_TTL, str(exc)))
+            raise
+        self._remember(client_id, _Cached(client, now + _freshness(fetched.headers, now)))
+        return client
+
+    def _cached(self, client_id: str) -> RegisteredClient | None:
+        """The cached client; raises the remembered refusal; None when there is nothing fresh."""
+        cached = self._cache.get(client_id)
+        if cached is None or cached.until <= self._clock.now():
+            return None
+        self._cache.move_to_end(client_id)
+        if cached.client is None:
+            raise ClientMetadataError(cached.error)
+        return cached.client
+
+    def _remember(self, client_id: str, entry: _Cached) -> None:
+        self._cache[client_id] = entry
+        self._cache.move_to_end(client_id)
+        while len(self._cache) > MAX_CACHED_DOCUMENTS:
+            self._cache.popitem(last=False)
 
     def _parse(self, client_id: str, body: bytes) -> RegisteredClient:
         try:
             document = json.loads(body)
         except ValueError:
-            raise ClientMetadataError("the client metadata document is not valid JSON") from None
+            raise ClientMetadataError(f"{_WHAT} is not valid JSON") from None
         if not isinstance(document, dict):
-            raise ClientMetadataError("the client metadata document is not a JSON object")
+            raise ClientMetadataError(f"{_WHAT} is not a JSON object")
+        for key, value in document.items():
+            if _has_surrogate(key) or _has_surrogate(value):
+                # JSON escapes can spell lone surrogates, which no UTF-8 page or database holds.
+                field = key if not _has_surrogate(key) else "a field name"
+                raise ClientMetadataError(f"{_WHAT}'s {field} is not valid Unicode (a lone surrogate)")
         if document.get("client_id") != client_id:
             # draft §4.1: simple string comparison with the URL it was fetched from.
-            raise ClientMetadataError("the client metadata document's client_id is not its own URL")
+            raise ClientMetadataError(f"{_WHAT}'s client_id is not its own URL")
         if not isinstance(document.get("client_name"), str) or not document["client_name"].strip():
-            raise ClientMetadataError("the client metadata document has no client_name")
+            raise ClientMetadataError(f"{_WHAT} has no client_name")
         method = document.get("token_endpoint_auth_method", "none")
         if not isinstance(method, str):
-            raise ClientMetadataError("the client metadata document's token_endpoint_auth_method is not a string")
+            raise ClientMetadataError(f"{_WHAT}'s token_endpoint_auth_method is not a string")
         if method in _SHARED_SECRET_METHODS or "client_secret" in document:
             raise ClientMetadataError("a metadata-document client may not use a shared secret")
         if method != "none":
             raise ClientMetadataError(f"token_endpoint_auth_method {method!r} is not supported here; use none")
         try:
-            client = RegisteredClient.model_validate({**document, "client_secret": None, "token_endpoint_auth_method": "none"})
+            client = RegisteredClient.model_validate(
+                {**kept_metadata(document), "client_secret": None, "token_endpoint_auth_method": "none"}
+            )
             checked = check_registration(client, offered_scopes=self._offered_scopes)
         except ValidationError as exc:
-            raise ClientMetadataError(f"the client metadata document is malformed: {exc.errors()[0]['msg']}") from None
+            raise ClientMetadataError(f"{_WHAT} is malformed: {exc.errors()[0]['msg']}") from None
         except RegistrationError as exc:
-            raise ClientMetadataError(f"the client metadata document is not acceptable: {exc.error_description}") from None
+            raise ClientMetadataError(f"{_WHAT} is not acceptable: {exc.error_description}") from None
         return RegisteredClient.model_validate({**checked.model_dump(), "offered_scopes": self._offered_scopes})
+
+
+def _has_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(item) for item in value)
+    return False
 
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-maxage|max-age)\s*=\s*\"?(\d+)", re.IGNORECASE)

@@ -29,8 +29,6 @@ def name_problem(name: str) -> str | None:
     """Why `name` cannot be registered as a client name, or None if it can."""
     if len(name) > MAX_CLIENT_NAME_LENGTH:
         return f"client_name is limited to {MAX_CLIENT_NAME_LENGTH} characters"
-    if not name.strip():
-        return "client_name must not be blank"
     for ch in name:
         if unicodedata.category(ch) in _REFUSED_CATEGORIES:
             return (

@@ -4,15 +4,33 @@ checks a registration must pass (RFC 7591 §2, with our bounds)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from mcp.server.auth.provider import RegistrationError
 from mcp.shared.auth import InvalidRedirectUriError, InvalidScopeError, OAuthClientInformationFull
 from pydantic import AnyUrl, Field
 
 from auth_mcp.authorization import redirect_uris
+from auth_mcp.authorization.client_names import name_problem
 from auth_mcp.scopes import SUPPORTED_SCOPES
 
-MAX_CLIENT_NAME_LENGTH = 200
+# RFC 7591 §2 metadata this server reads; everything else a client sends (jwks, contacts,
+# logo_uri, software_statement, ...) is neither stored nor echoed back, so what a stranger can
+# make us keep is these few bounded fields (RFC 7591 §3.2.1 lets the server drop or replace values).
+KEPT_FIELDS = frozenset(
+    {
+        "client_id",
+        "client_name",
+        "redirect_uris",
+        "grant_types",
+        "response_types",
+        "token_endpoint_auth_method",
+        "scope",
+        "client_id_issued_at",
+        "client_secret",
+        "client_secret_expires_at",
+    }
+)
 _ALLOWED_AUTH_METHODS = frozenset({"none", "client_secret_post", "client_secret_basic"})
 _ALLOWED_GRANT_TYPES = frozenset({"authorization_code", "refresh_token"})
 # Clients add `offline_access` to ask for refresh tokens; we issue them to every client anyway.
@@ -72,8 +90,11 @@ def check_registration(info: OAuthClientInformationFull, *, offered_scopes: Sequ
             redirect_uris.check_registrable(uri)
         except redirect_uris.RedirectUriRejected as exc:
             raise RegistrationError("invalid_redirect_uri", str(exc)) from None
-    if info.client_name is not None and len(info.client_name) > MAX_CLIENT_NAME_LENGTH:
-        raise RegistrationError("invalid_client_metadata", f"client_name is limited to {MAX_CLIENT_NAME_LENGTH} characters")
+    if info.client_name is not None and (problem := name_problem(info.client_name)) is not None:
+        raise RegistrationError("invalid_client_metadata", problem)
+    if set(info.response_types) != {"code"}:
+        # OAuth 2.1 has only the code flow; nothing else needs storing.
+        raise RegistrationError("invalid_client_metadata", 'response_types must be ["code"]')
     if info.token_endpoint_auth_method not in _ALLOWED_AUTH_METHODS:
         raise RegistrationError(
             "invalid_client_metadata",
@@ -90,4 +111,10 @@ def check_registration(info: OAuthClientInformationFull, *, offered_scopes: Sequ
         if unknown:
             raise RegistrationError("invalid_client_metadata", unknown)
         scope = " ".join(requested) or None
-    return info.model_copy(update={"scope": scope})
+    dropped = {name: None for name in OAuthClientInformationFull.model_fields if name not in KEPT_FIELDS}
+    return info.model_copy(update={**dropped, "scope": scope})
+
+
+def kept_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The fields of client metadata this server uses (KEPT_FIELDS)."""
+    return {name: value for name, value in metadata.items() if name in KEPT_FIELDS}

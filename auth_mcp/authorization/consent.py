@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -21,6 +22,8 @@ from auth_mcp import tokens
 from auth_mcp.authorization.authorization_response import authorization_response_url
 from auth_mcp.authorization.browser import BrowserBinding
 from auth_mcp.authorization.client_directory import ClientDirectory
+from auth_mcp.authorization.client_names import look_alike_warnings
+from auth_mcp.authorization.redirect_confirmation import confirmation_page, destination_host, leaves_the_device
 from auth_mcp.clock import Clock
 from auth_mcp.crypto import Keyring
 from auth_mcp.github.client import GitHub
@@ -35,6 +38,12 @@ SCOPE_DESCRIPTIONS = {
     "user:email": "read your e-mail addresses, including private ones",
     "read:org": "see which organizations you belong to",
 }
+
+
+# The consent form is three short fields (a request id, a CSRF token, the decision). app.py caps
+# the body at a few kilobytes before it is read; these bound what the form parser accepts.
+FORM_LIMITS = {"max_files": 0, "max_fields": 3, "max_part_size": 1024}
+_FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 class ConsentForm(BaseModel):
@@ -113,15 +122,18 @@ class Consent:
         nonce, fresh = self._browser.ensure_nonce(request)
         redirect = urlsplit(pending.redirect_uri)
         client_verified_host = urlsplit(client.client_id).hostname if client.client_id.startswith("https://") else None
+        client_name = client.client_name or client.client_id
+        redirect_host = destination_host(pending.redirect_uri) if leaves_the_device(pending.redirect_uri) else redirect.hostname
         response = self._pages.render(
             "consent.html",
             action="/consent",
             request_id=request_id,
             csrf=self._browser.csrf_token(nonce, request_id),
-            client_name=client.client_name or client.client_id,
+            client_name=client_name,
+            name_warnings=look_alike_warnings(client_name, redirect_host=redirect_host, verified_host=client_verified_host),
             client_id=client.client_id,
             client_verified_host=client_verified_host,
-            redirect_host=redirect.hostname or f"{redirect.scheme}: (an application on your device)",
+            redirect_host=redirect_host or f"{redirect.scheme}: (an application on your device)",
             redirect_uri=pending.redirect_uri,
             scopes=[{"name": s, "description": SCOPE_DESCRIPTIONS.get(s, s)} for s in pending.scopes],
         )
@@ -139,9 +151,13 @@ class Consent:
                 message="The approval did not come from this server's own page.",
                 error="access_denied",
             )
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != _FORM_TYPE:
+            return self._pages.error(
+                status_code=400, title="Incomplete form", message="The consent form was not submitted whole.", error="invalid_request"
+            )
         try:
-            form = ConsentForm.model_validate(dict(await request.form()))
-        except ValidationError:
+            form = ConsentForm.model_validate(dict(await request.form(**FORM_LIMITS)))
+        except (ValidationError, HTTPException):
             return self._pages.error(
                 status_code=400, title="Incomplete form", message="The consent form was not submitted whole.", error="invalid_request"
             )
@@ -160,17 +176,20 @@ class Consent:
         if form.decision == "deny":
             await self._store.delete_pending(request_hash)
             logger.info("consent denied for client %s", pending.client_id)
-            return RedirectResponse(
-                authorization_response_url(
-                    pending.redirect_uri,
-                    issuer=self._issuer,
-                    state=pending.client_state,
-                    error="access_denied",
-                    error_description="The person denied access",
-                ),
-                status_code=303,
-                headers={"Cache-Control": "no-store"},
+            location = authorization_response_url(
+                pending.redirect_uri,
+                issuer=self._issuer,
+                state=pending.client_state,
+                error="access_denied",
+                error_description="The person denied access",
             )
+            if leaves_the_device(location):
+                # A denial must not hand the person straight to a website they just refused
+                # (RFC 9700 §4.11.2): they see where it leads and choose.
+                return confirmation_page(
+                    self._pages, location, title="Access denied", default_message="You denied the application access."
+                )
+            return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
         if form.decision != "approve":
             return self._pages.error(status_code=400, title="Unknown decision", message="Approve or deny.", error="invalid_request")
         # The upstream state exists only from here on (MCP security best practices, OAuth state).

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from typing import Literal
-from urllib.parse import parse_qsl, urlsplit
 
 from mcp.server.auth.handlers.authorize import AuthorizationHandler
 from mcp.server.auth.handlers.token import TokenHandler
@@ -26,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 
 from auth_mcp.authorization.client_directory import ClientDirectory
 from auth_mcp.authorization.provider import CONSENT_PATH, AuthServerProvider
-from auth_mcp.http.hosts import is_loopback_host
+from auth_mcp.authorization.redirect_confirmation import confirmation_page, leaves_the_device
 from auth_mcp.http.pages import Pages
 from auth_mcp.resource.audience import Audience
 from auth_mcp.urls import with_query
@@ -54,11 +53,20 @@ class AuthorizeEndpoint:
             # A metadata-document client that cannot be resolved: say why (the SDK would only
             # say "not found"), on a page, since its redirect URIs are unknown.
             problem = await self._clients.problem(client_id)
+            if problem is not None and problem.temporary:
+                return self._pages.error(
+                    status_code=503,
+                    title="Too busy to sign in right now",
+                    message=problem.message,
+                    hint="No redirect was made. Try again in a minute.",
+                    error="temporarily_unavailable",
+                    headers={"Retry-After": "30"},
+                )
             if problem is not None:
                 return self._pages.error(
                     status_code=400,
                     title="This application cannot sign in here",
-                    message=problem,
+                    message=problem.message,
                     hint="No redirect was made. Tell the application's developers.",
                     error="invalid_client",
                 )
@@ -67,8 +75,14 @@ class AuthorizeEndpoint:
         if response.status_code in (302, 303) and location and not location.startswith(self._consent_url + "?"):
             # An error redirect to the client's registered redirect_uri: add iss (RFC 9207 §2).
             location = with_query(location, iss=self._issuer)
-            if _is_website(location):
-                return self._confirm_error_redirect(location)
+            if leaves_the_device(location):
+                # Before the person saw the consent page: only through a page they confirm.
+                return confirmation_page(
+                    self._pages,
+                    location,
+                    title="This sign-in request cannot be completed",
+                    default_message="The application's request was not valid.",
+                )
             response.headers["location"] = location
             return response
         if response.status_code == 400 and "text/html" in request.headers.get("accept", ""):
@@ -85,34 +99,6 @@ class AuthorizeEndpoint:
                 error=str(body.get("error") or "invalid_request"),
             )
         return response
-
-    def _confirm_error_redirect(self, location: str) -> Response:
-        """RFC 9700 §4.11.2 (the authorization server as open redirector): anyone can register a
-        client whose redirect URI is their own website and hand people a link to a deliberately
-        broken request on this server; redirected at once, the person would land on that site
-        with this server's name vouching for it. Such an error, met before the person has seen
-        the consent page, goes to a website only through this page, which names the site and
-        leaves the choice to them. Loopback and native-app redirect URIs stay on the person's
-        own device and are redirected at once, as clients expect."""
-        parts = urlsplit(location)
-        query, host = dict(parse_qsl(parts.query)), parts.hostname or ""
-        return self._pages.error(
-            status_code=400,
-            title="This sign-in request cannot be completed",
-            message=query.get("error_description") or "The application's request was not valid.",
-            hint=f"The application asked to be sent back to {host} with this error. "
-            "Continue only if you trust that site and were expecting to sign in.",
-            error=query.get("error"),
-            continue_url=location,
-            continue_host=host,
-        )
-
-
-def _is_website(uri: str) -> bool:
-    """A redirect URI that leaves the person's device (registration allows https, loopback http
-    and private-use schemes; only the first can be someone else's website)."""
-    parts = urlsplit(uri)
-    return parts.scheme == "https" and not is_loopback_host(parts.hostname)
 
 
 class TokenEndpoint:

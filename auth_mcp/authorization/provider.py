@@ -43,6 +43,10 @@ from auth_mcp.storage.store import Store
 logger = logging.getLogger(__name__)
 
 CONSENT_PATH = "/consent"
+# The client's `state` is stored until the person comes back from GitHub. Real clients send a
+# few dozen characters (a random value, or a small encoded object); 1 KiB fits them all and
+# bounds the row (a 63 KB state was accepted before).
+MAX_STATE_LENGTH = 1024
 _S256_CHALLENGE = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 
 Recheck = Callable[[str], Awaitable[Decision]]
@@ -73,9 +77,11 @@ class AuthServerProvider:
         access_token_ttl: int,
         refresh_token_ttl: int,
         metrics: Metrics,
+        max_pending: int,
         recheck: Recheck | None = None,
     ) -> None:
         self._metrics = metrics
+        self._max_pending = max_pending
         self._recheck = recheck
         self._store = store
         self._clients = clients
@@ -96,7 +102,9 @@ class AuthServerProvider:
         return await self._clients.get(client_id)
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
-        await self._clients.register(client_info, now=self._now())
+        evicted = await self._clients.register(client_info, now=self._now())
+        if evicted:
+            self._metrics.storage_evictions.labels("clients").inc(evicted)
         logger.info("registered client %s (%r)", client_info.client_id, client_info.client_name)
 
     # /authorize -> consent page -------------------------------------------------------------
@@ -108,9 +116,11 @@ class AuthServerProvider:
         if not _S256_CHALLENGE.fullmatch(params.code_challenge):
             # RFC 7636 §4.2: an S256 challenge is 43 base64url characters (we allow up to 128).
             raise AuthorizeError("invalid_request", "code_challenge must be 43 to 128 characters of base64url")
+        if params.state is not None and len(params.state) > MAX_STATE_LENGTH:
+            raise AuthorizeError("invalid_request", f"state is limited to {MAX_STATE_LENGTH} characters")
         request_id = tokens.new_opaque_id()
         now = self._now()
-        await self._store.add_pending(
+        evicted = await self._store.add_pending(
             PendingAuthorization(
                 request_hash=tokens.token_hash(request_id),
                 client_id=client.client_id,
@@ -122,8 +132,11 @@ class AuthServerProvider:
                 resource=self._audience.canonical,
                 created_at=now,
                 expires_at=now + tokens.CONSENT_TTL,
-            )
+            ),
+            max_pending=self._max_pending,
         )
+        if evicted:
+            self._metrics.storage_evictions.labels("pending_authorizations").inc(evicted)
         # Confused deputy (MCP security best practices): the person approves this client on our
         # own page before anything is sent to GitHub.
         return f"{self._issuer}{CONSENT_PATH}?{urlencode({'request': request_id})}"
@@ -197,7 +210,11 @@ class AuthServerProvider:
         self, client: OAuthClientInformationFull, refresh_token: GrantRefreshToken, scopes: list[str]
     ) -> OAuthToken:
         await self._check_still_allowed(refresh_token.grant_id)
-        access, refresh, pair = self._mint(scopes, refresh_token.resource or self._audience.canonical)
+        # RFC 6749 §6: the new refresh token keeps the scope of the one it replaces, however
+        # narrow the access token this request asked for.
+        access, refresh, pair = self._mint(
+            scopes, refresh_token.resource or self._audience.canonical, refresh_scopes=refresh_token.scopes
+        )
         won = await self._store.rotate_refresh_token(tokens.token_hash(refresh_token.token), pair)
         # The grant's previous access token is gone either way.
         self._verifier.forget_grant(refresh_token.grant_id)
@@ -266,7 +283,7 @@ class AuthServerProvider:
 
     # Minting -------------------------------------------------------------------------------------
 
-    def _mint(self, scopes: list[str], resource: str) -> tuple[str, str, TokenPair]:
+    def _mint(self, scopes: list[str], resource: str, *, refresh_scopes: list[str] | None = None) -> tuple[str, str, TokenPair]:
         now = self._now()
         access = tokens.new_access_token()
         refresh = tokens.new_refresh_token()
@@ -277,6 +294,7 @@ class AuthServerProvider:
             refresh_expires_at=now + self._refresh_ttl,
             scopes=tuple(scopes),
             resource=resource,
+            refresh_scopes=None if refresh_scopes is None or list(refresh_scopes) == list(scopes) else tuple(refresh_scopes),
         )
         return access, refresh, pair
 

@@ -20,8 +20,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from starlette.responses import Response
 
+from auth_mcp.http.hosts import is_loopback_host
 from auth_mcp.http.pages import Pages
-from auth_mcp.settings import is_loopback_host
 
 # URI schemes that launch a web browser at a URL given in the rest of the URI.
 BROWSER_SCHEMES = frozenset(

@@ -7,8 +7,9 @@ codes, GitHub endpoint labels; never a token, a user or a client id.
 
 from __future__ import annotations
 
+import hmac
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import HistogramMetricFamily
@@ -28,6 +29,12 @@ class Metrics:
         )
         self.tokens_refused = Counter(
             "auth_mcp_tokens_refused", "Bearer tokens or grants refused, by reason", ["reason"], registry=self.registry
+        )
+        self.storage_evictions = Counter(
+            "auth_mcp_storage_evictions",
+            "Unused rows evicted because a global cap was reached (AUTH_MCP_MAX_*), by table",
+            ["table"],
+            registry=self.registry,
         )
         self.github_requests = Counter(
             "auth_mcp_github_requests", "Requests to GitHub, by endpoint and HTTP status", ["endpoint", "status"], registry=self.registry
@@ -52,6 +59,20 @@ class Metrics:
 
     async def endpoint(self, _request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def guarded_endpoint(self, token: str) -> Callable[[Request], Awaitable[Response]]:
+        """/metrics for whoever presents `Authorization: Bearer <token>` (Prometheus:
+        `authorization: {credentials_file: ...}`), 401 for everyone else. The metrics are not
+        secret one by one, but together they describe the traffic and its failures."""
+        expected = f"Bearer {token}".encode()
+
+        async def metrics_for_the_scraper(request: Request) -> Response:
+            presented = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(presented, expected):  # constant time
+                return Response("A bearer token is required.\n", status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            return await self.endpoint(request)
+
+        return metrics_for_the_scraper
 
 
 class LatencyHistogram:

@@ -35,10 +35,12 @@ class Pages:
         error: str | None = None,
         continue_url: str | None = None,
         continue_host: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> HTMLResponse:
         return self.render(
             "error.html",
             status_code=status_code,
+            headers=headers,
             title=title,
             message=message,
             hint=hint,

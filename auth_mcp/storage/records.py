@@ -110,8 +110,11 @@ class TokenPair:
     access_expires_at: int
     refresh_hash: str
     refresh_expires_at: int
-    scopes: tuple[str, ...]
+    scopes: tuple[str, ...]  # the access token's
     resource: str
+    # The refresh token's scopes, when they differ from the access token's: RFC 6749 §6, a
+    # refresh that asks for fewer scopes narrows that access token only.
+    refresh_scopes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,16 +41,19 @@ class Store(Protocol):
     """Persistence of clients, consent requests, grants and tokens.
 
     Guarantees: every consume_* / rotate_* method is atomic and succeeds for exactly one caller;
-    deleting a grant deletes its codes and tokens. Does not check: expiry of what it returns
+    deleting a grant deletes its codes and tokens; `add_client` / `add_pending` with a cap keep
+    at most that many unused registrations / unapproved requests, evicting the oldest first,
+    and return how many they evicted (under concurrent writers on PostgreSQL the cap can be
+    exceeded by the number of concurrent inserts, never more). Does not check: expiry of what it returns
     (callers compare `expires_at` with their clock), client authentication, PKCE, scopes.
     """
 
-    async def add_client(self, record: ClientRecord) -> None: ...
+    async def add_client(self, record: ClientRecord, *, max_unused: int | None = None) -> int: ...
     async def get_client(self, client_id: str) -> ClientRecord | None: ...
     async def delete_client(self, client_id: str) -> list[str]: ...
     async def list_clients(self) -> list[ClientRecord]: ...
 
-    async def add_pending(self, pending: PendingAuthorization) -> None: ...
+    async def add_pending(self, pending: PendingAuthorization, *, max_pending: int | None = None) -> int: ...
     async def get_pending(self, request_hash: str) -> PendingAuthorization | None: ...
     async def approve_pending(
         self, request_hash: str, *, upstream_state_hash: str, github_verifier_enc: str, expires_at: int
@@ -75,6 +78,7 @@ class Store(Protocol):
     async def get_refresh_token(self, token_hash: str) -> RefreshTokenRecord | None: ...
     async def rotate_refresh_token(self, token_hash: str, tokens: TokenPair) -> bool: ...
 
+    async def take_expired_grants(self, *, limit: int) -> list[Grant]: ...
     async def purge_expired(self) -> PurgeCounts: ...
 
 
@@ -102,11 +106,17 @@ class SqlStore:
 
     # Clients ---------------------------------------------------------------------------------
 
-    async def add_client(self, record: ClientRecord) -> None:
+    async def add_client(self, record: ClientRecord, *, max_unused: int | None = None) -> int:
+        table = s.clients
         async with self._engine.begin() as conn:
+            evicted = 0
+            if max_unused is not None:
+                unused = table.c.used_at.is_(None)
+                evicted = await _evict_oldest(conn, table, table.c.client_id, cap=max_unused, among=unused, oldest_first=[table.c.created_at])
             await conn.execute(
                 insert(s.clients).values(**_columns(record))
             )
+        return evicted
 
     async def get_client(self, client_id: str) -> ClientRecord | None:
         async with self._engine.connect() as conn:
@@ -133,11 +143,24 @@ class SqlStore:
 
     # Consent requests ------------------------------------------------------------------------
 
-    async def add_pending(self, pending: PendingAuthorization) -> None:
+    async def add_pending(self, pending: PendingAuthorization, *, max_pending: int | None = None) -> int:
+        table = s.pending_authorizations
         async with self._engine.begin() as conn:
+            evicted = 0
+            if max_pending is not None:
+                # Approved requests have a person at GitHub right now: they go only when nothing else can.
+                evicted = await _evict_oldest(
+                    conn,
+                    table,
+                    table.c.request_hash,
+                    cap=max_pending,
+                    among=None,
+                    oldest_first=[table.c.upstream_state_hash.is_not(None), table.c.created_at],
+                )
             await conn.execute(
                 insert(s.pending_authorizations).values(**_columns(pending))
             )
+        return evicted
 
     async def get_pending(self, request_hash: str) -> PendingAuthorization | None:
         table = s.pending_authorizations
@@ -344,6 +367,17 @@ class SqlStore:
 
     # Housekeeping ----------------------------------------------------------------------------
 
+    async def take_expired_grants(self, *, limit: int) -> list[Grant]:
+        """Delete up to `limit` expired grants (and what was issued from them); returns them, so
+        that the caller can revoke their GitHub tokens."""
+        grants = s.grants
+        async with self._engine.begin() as conn:
+            rows = (
+                await conn.execute(select(grants).where(grants.c.expires_at < self._now()).order_by(grants.c.expires_at).limit(limit))
+            ).all()
+            await _delete_grants(conn, [row.grant_id for row in rows])
+        return [_grant(row) for row in rows]
+
     async def purge_expired(self) -> PurgeCounts:
         """Delete what can no longer be used, in small batches so traffic is never locked out."""
         now = self._now()
@@ -374,6 +408,24 @@ class SqlStore:
         return PurgeCounts(**counts)
 
 
+async def _evict_oldest(
+    conn: AsyncConnection, table: Any, key: Any, *, cap: int, among: Any, oldest_first: list[Any]
+) -> int:
+    """Make room for one more row under `cap` (counting the rows matching `among`, or all) by
+    deleting the first rows in `oldest_first` order; returns how many were deleted."""
+    count_query = select(func.count()).select_from(table)
+    if among is not None:
+        count_query = count_query.where(among)
+    excess = int(await conn.scalar(count_query) or 0) - cap + 1
+    if excess <= 0:
+        return 0
+    victims = select(key).order_by(*oldest_first).limit(excess)
+    if among is not None:
+        victims = victims.where(among)
+    result = await conn.execute(delete(table).where(key.in_(victims.scalar_subquery())))
+    return int(result.rowcount)
+
+
 async def _insert_pair(conn: AsyncConnection, *, grant_id: str, client_id: str, tokens: TokenPair, now: int) -> None:
     await conn.execute(
         insert(s.access_tokens).values(
@@ -391,7 +443,7 @@ async def _insert_pair(conn: AsyncConnection, *, grant_id: str, client_id: str, 
             token_hash=tokens.refresh_hash,
             grant_id=grant_id,
             client_id=client_id,
-            scopes=_join(tokens.scopes),
+            scopes=_join(tokens.scopes if tokens.refresh_scopes is None else tokens.refresh_scopes),
             resource=tokens.resource,
             created_at=now,
             expires_at=tokens.refresh_expires_at,

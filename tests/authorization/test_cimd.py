@@ -125,7 +125,7 @@ def test_only_https_urls_with_a_path_are_metadata_document_client_ids(client_id:
     assert not is_metadata_document_url(client_id)
 
 
-async def test_documents_are_cached_for_their_freshness_lifetime_and_failures_are_not() -> None:
+async def test_documents_are_cached_for_their_freshness_lifetime_and_failures_for_a_minute() -> None:
     clock = FakeClock()
     network = FakeNetwork(headers={"cache-control": "public, max-age=600"})
     clients = network.clients(clock)
@@ -141,6 +141,10 @@ async def test_documents_are_cached_for_their_freshness_lifetime_and_failures_ar
     with pytest.raises(ClientMetadataError):
         await broken_clients.get(CLIENT_ID)
     broken.status = 200
+    with pytest.raises(ClientMetadataError, match="not retried yet"):
+        await broken_clients.get(CLIENT_ID)  # a failing host is not asked again at once
+    assert len(broken.requests) == 1
+    clock.advance(61)
     await broken_clients.get(CLIENT_ID)
     assert len(broken.requests) == 2
 

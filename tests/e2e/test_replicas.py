@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.browser import Browser
-from tests.support.deployment import deployment
+from tests.support.deployment import METRICS_TOKEN, deployment
 from tests.support.mcp_client import OAuthUser, connect
 
 
@@ -25,7 +25,8 @@ async def test_the_whole_flow_across_two_replicas_and_a_revocation_reaches_both(
                     assert result.structured_content["login"] == user.browser.login  # type: ignore[index]
         async with httpx.AsyncClient() as http:
             # Both replicas served tool calls, and the login steps were spread over them.
-            seen = [(await http.get(f"{replica}/metrics")).text for replica in replicas]
+            scraper = {"authorization": f"Bearer {METRICS_TOKEN}"}
+            seen = [(await http.get(f"{replica}/metrics", headers=scraper)).text for replica in replicas]
             assert all('route="/mcp"' in metrics for metrics in seen)
             for step in ("/authorize", "/consent", "/github/callback", "/token", "/register"):
                 assert any(f'route="{step}"' in metrics for metrics in seen), step

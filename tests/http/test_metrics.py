@@ -13,14 +13,17 @@ from auth_mcp.http.metrics import LatencyHistogram
 from tests.support.oauth import call_tool, login
 from tests.support.server import in_process
 
+METRICS_TOKEN = "scrape-token-for-tests-0123456789"
+SCRAPER = {"authorization": f"Bearer {METRICS_TOKEN}"}
+
 
 async def test_metrics_count_logins_tokens_refusals_github_calls_and_latency(db_url: str) -> None:
-    async with in_process(database_url=db_url) as env:
+    async with in_process(database_url=db_url, metrics_token=METRICS_TOKEN) as env:
         _, tokens = await login(env)
         await call_tool(env, tokens.access_token, "get_user_profile")
         await call_tool(env, "amcp_at_nope", "whoami")
         await call_tool(env, tokens.access_token, "get_user_emails")
-        text = (await env.http.get("/metrics")).text
+        text = (await env.http.get("/metrics", headers=SCRAPER)).text
     assert 'auth_mcp_logins_total{outcome="ok"} 1.0' in text
     assert 'auth_mcp_tokens_issued_total{grant_type="authorization_code"} 1.0' in text
     assert 'auth_mcp_tokens_refused_total{reason="invalid"} 1.0' in text
@@ -33,10 +36,10 @@ async def test_metrics_count_logins_tokens_refusals_github_calls_and_latency(db_
 
 
 async def test_the_latency_histogram_is_valid_prometheus_exposition(db_url: str) -> None:
-    async with in_process(database_url=db_url) as env:
+    async with in_process(database_url=db_url, metrics_token=METRICS_TOKEN) as env:
         for _ in range(3):
             await env.http.get("/healthz")
-        text = (await env.http.get("/metrics")).text
+        text = (await env.http.get("/metrics", headers=SCRAPER)).text
     (family,) = [f for f in text_string_to_metric_families(text) if f.name == "auth_mcp_http_request_duration_seconds"]
     assert family.type == "histogram"
     healthz = [s for s in family.samples if s.labels.get("route") == "/healthz"]
@@ -61,7 +64,7 @@ def test_histogram_buckets_are_upper_bounds_inclusive() -> None:
 
 
 async def test_every_response_carries_a_request_id_and_a_sane_incoming_one_is_kept(db_url: str) -> None:
-    async with in_process(database_url=db_url) as env:
+    async with in_process(database_url=db_url, metrics_token=METRICS_TOKEN) as env:
         generated = (await env.http.get("/healthz")).headers["x-request-id"]
         assert len(generated) == 32 and generated != (await env.http.get("/healthz")).headers["x-request-id"]
         assert (await env.http.get("/healthz", headers={"x-request-id": "lb-1234"})).headers["x-request-id"] == "lb-1234"
@@ -74,7 +77,7 @@ async def test_json_logs_are_one_object_per_line_with_the_request_id(db_url: str
     saved = root.handlers[:], root.level
     try:
         configure_logging("INFO", "json")
-        async with in_process(database_url=db_url) as env:
+        async with in_process(database_url=db_url, metrics_token=METRICS_TOKEN) as env:
             rid = (await env.http.get("/healthz", headers={"x-request-id": "req-42"})).headers["x-request-id"]
     finally:
         root.handlers[:], level = saved

@@ -52,6 +52,8 @@ http {{
 }}
 """
 
+METRICS_TOKEN = "replicas-metrics-scrape-token"
+
 
 def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 30
@@ -91,6 +93,7 @@ def deployment(tmp_path: Path, database_url: str, **extra_env: str) -> Iterator[
         "AUTH_MCP_SERVER_URL": issuer,
         "AUTH_MCP_TRUSTED_PROXIES": "127.0.0.1",
         "AUTH_MCP_RATE_LIMIT_PER_MINUTE": "0",
+        "AUTH_MCP_METRICS_TOKEN": METRICS_TOKEN,
         **extra_env,
     }
     processes: list[subprocess.Popen[bytes]] = []
