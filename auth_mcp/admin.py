@@ -64,5 +64,5 @@ async def revoke_person(services: Services, who: str) -> list[str]:
 
 
 async def purge(services: Services) -> list[str]:
-    counts = await services.store.purge_expired()
+    counts = await services.purger.run_once()
     return [f"purged {counts.total} expired row(s): {counts}"]

@@ -33,6 +33,7 @@ from auth_mcp.app.lifespan import Closer, database_readiness, lifespan
 from auth_mcp.app.resource import ResourceServer, build_resource_server, check_tool_scopes
 from auth_mcp.app.services import Services, key_file_path
 from auth_mcp.authorization.cimd import MetadataDocumentClients
+from auth_mcp.authorization.expiry import Purger
 from auth_mcp.clock import Clock, SystemClock
 from auth_mcp.github.devserver import DevGitHubOptions
 from auth_mcp.http.access_log import AccessLog
@@ -82,6 +83,7 @@ def create_app(
     documents = metadata_documents or MetadataDocumentClients(clock=core.clock, offered_scopes=scopes)
     authorization = build_authorization_server(core, documents=documents, offered_scopes=scopes)
     resource = build_resource_server(core, tools=tools)
+    purger = Purger(store=core.store, revoker=core.revoker, clock=core.clock)
     closers: list[Closer] = [core.github.http.aclose] if core.github.owns_http else []
     if metadata_documents is None:
         closers.append(documents.aclose)
@@ -90,7 +92,7 @@ def create_app(
         middleware=_server_middleware(core, shortcut=resource.shortcut),
         lifespan=lifespan(
             engine=core.engine,
-            store=core.store,
+            purge=purger.run_once,
             announcer=core.announcer,
             mcp=resource.mcp,
             streamable=settings.transport == "streamable-http",
@@ -111,6 +113,7 @@ def create_app(
         dev_github=core.github.dev,
         http=core.github.http,
         metrics=core.metrics,
+        purger=purger,
     )
     return app
 

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 
 from auth_mcp.storage.migrate import prepare_schema, schema_status
 from auth_mcp.storage.notifications import Announcer
-from auth_mcp.storage.store import SqlStore
+from auth_mcp.storage.records import PurgeCounts
 
 logger = logging.getLogger("auth_mcp.app")
 
@@ -27,7 +27,7 @@ Closer = Callable[[], Awaitable[None]]
 def lifespan(
     *,
     engine: AsyncEngine,
-    store: SqlStore,
+    purge: Callable[[], Awaitable[PurgeCounts]],
     announcer: Announcer,
     mcp: MCPServer[Any],
     streamable: bool,
@@ -38,7 +38,7 @@ def lifespan(
     async def run(_app: Starlette) -> AsyncIterator[None]:
         await prepare_schema(engine, upgrade_outdated=upgrade_outdated)
         await announcer.start()
-        purger = asyncio.create_task(_purge_forever(store))
+        purger = asyncio.create_task(_purge_forever(purge))
         # Everything built so far lives as long as the process: move it out of the cyclic garbage
         # collector's generations, so collections during traffic scan only per-request objects.
         gc.collect()
@@ -69,10 +69,10 @@ async def database_readiness(engine: AsyncEngine) -> tuple[bool, dict[str, Any]]
     return True, {"schema": status.current}
 
 
-async def _purge_forever(store: SqlStore) -> None:
+async def _purge_forever(purge: Callable[[], Awaitable[PurgeCounts]]) -> None:
     while True:
         try:
-            counts = await store.purge_expired()
+            counts = await purge()
             if counts.total:
                 logger.info("purged %d expired rows (%s)", counts.total, counts)
         except Exception:

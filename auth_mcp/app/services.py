@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 from mcp.server.mcpserver import MCPServer
 
+from auth_mcp.authorization.expiry import Purger
 from auth_mcp.authorization.provider import AuthServerProvider
 from auth_mcp.authorization.revocation import Revoker
 from auth_mcp.crypto import Keyring, load_or_create_key_file
@@ -37,6 +38,7 @@ class Services:
     dev_github: DevGitHub | None
     http: httpx.AsyncClient
     metrics: Metrics
+    purger: Purger
 
 
 def secret_key(settings: Settings) -> str:

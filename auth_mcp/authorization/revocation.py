@@ -69,6 +69,11 @@ class Revoker:
             await self.revoke_github_token(grant)
         return grant
 
+    async def revoke_github_token_of_expired(self, grant: Grant) -> None:
+        """An expired grant is gone here: its GitHub token goes too, unless that is turned off."""
+        if self._revoke_at_github:
+            await self.revoke_github_token(grant)
+
     async def revoke_github_token(self, grant: Grant) -> None:
         """Best effort: a failure is logged, never raised, because the grant is already gone here."""
         try:

@@ -43,8 +43,8 @@ async def reclaim_space(engine: AsyncEngine) -> Reclaimed | None:
             await raw.execute("VACUUM")
             converted = True
         else:
-            cursor = await raw.execute("PRAGMA incremental_vacuum")
-            await cursor.fetchall()  # each step frees a page: run it to the end
+            # A script runs the pragma to its end; `execute` would take one step (one page).
+            await raw.executescript("PRAGMA incremental_vacuum")
         cursor = await raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         await cursor.fetchall()
         after = await _pragma(raw, "page_count")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
@@ -17,10 +20,21 @@ def create_engine(database_url: str) -> AsyncEngine:
     second process (the admin command) waits for the lock instead of failing mid-transaction.
     """
     if database_url.startswith("sqlite"):
+        _create_private_file(make_url(database_url).database)
         engine = create_async_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=30)
         _configure_sqlite(engine)
         return engine
     return create_async_engine(database_url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
+
+
+def _create_private_file(database: str | None) -> None:
+    """Create the SQLite file readable by its owner only, like the key file beside it: it holds
+    encrypted GitHub tokens and token hashes. SQLite gives its -wal and -shm files the same mode.
+    An existing file keeps the mode its operator gave it."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -30,6 +44,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Takes effect when the file is new (before its first table); older files are converted
+        # by storage/compaction.py. Lets purges give pages back (the high-water mark otherwise stays).
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")
