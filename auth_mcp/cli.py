@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import resource
 from collections.abc import Sequence
+from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
@@ -14,6 +17,7 @@ from sqlalchemy.engine import make_url
 from auth_mcp import admin
 from auth_mcp.app import create_app, key_file_path
 from auth_mcp.http.logs import configure_logging
+from auth_mcp.http.read_deadlines import header_deadline_protocol
 from auth_mcp.settings import Settings
 from auth_mcp.storage.engine import create_engine
 from auth_mcp.storage.migrate import SchemaError, prepare_schema, upgrade
@@ -146,7 +150,13 @@ def serve(settings: Settings) -> None:
             "   Set the GitHub OAuth App credentials to use the real GitHub.\n"
             "  ==================================================================",
         )
-    uvicorn.run(
+    _raise_open_file_limit()
+    uvicorn.Server(server_config(app, settings)).run()
+
+
+def server_config(app: Any, settings: Settings) -> uvicorn.Config:
+    """How uvicorn serves the app (tests/support/server.py serves it the same way)."""
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -155,4 +165,17 @@ def serve(settings: Settings) -> None:
         proxy_headers=False,  # handled in create_app, only for AUTH_MCP_TRUSTED_PROXIES
         timeout_graceful_shutdown=20,
         server_header=False,
+        lifespan="on",
+        # Connections that send their headers too slowly are closed (http/read_deadlines.py).
+        http=header_deadline_protocol(settings.header_timeout),
     )
+
+
+def _raise_open_file_limit() -> None:
+    """Every connection is a file descriptor: use all the kernel allows this process, not the
+    shell's customary 1,024, so that slow clients (cut off after AUTH_MCP_HEADER_TIMEOUT) cannot
+    use them all up in the meantime."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else max(soft, 65536), hard))

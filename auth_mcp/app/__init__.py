@@ -39,6 +39,7 @@ from auth_mcp.github.devserver import DevGitHubOptions
 from auth_mcp.http.access_log import AccessLog
 from auth_mcp.http.health import healthz, readyz
 from auth_mcp.http.rate_limit import RateLimit, TokenBuckets, default_limits
+from auth_mcp.http.read_deadlines import BodyReadDeadline
 from auth_mcp.http.routing import Shortcut
 from auth_mcp.scopes import DEFAULT_SCOPE, SUPPORTED_SCOPES
 from auth_mcp.settings import Settings
@@ -52,8 +53,10 @@ __all__ = ["SERVER_LAYERS", "Services", "create_app", "key_file_path"]
 # - proxy_headers: the client's address and scheme are settled (from trusted proxies only)
 #   before anything logs or rate-limits by them;
 # - access_log: every request, tool calls included, gets its request id and one log line;
+# - body_deadline: a body that arrives too slowly ends in a 408, logged (being inside
+#   access_log), before any endpoint, the MCP endpoint included, waits on it;
 # - mcp_shortcut: tool calls skip the router (they are still logged, being inside access_log).
-SERVER_LAYERS: tuple[str, ...] = ("proxy_headers", "access_log", "mcp_shortcut")
+SERVER_LAYERS: tuple[str, ...] = ("proxy_headers", "access_log", "body_deadline", "mcp_shortcut")
 
 
 def create_app(
@@ -162,6 +165,8 @@ def _server_middleware(core: Core, *, shortcut: Route | None) -> list[Middleware
         "proxy_headers": Middleware(ProxyHeadersMiddleware, trusted_hosts=proxies) if proxies else None,
         # One log line per request, with the path but never the query string.
         "access_log": Middleware(AccessLog, metrics=core.metrics),
+        # Slow headers are uvicorn's to cut off (cli.server_config); slow bodies ours.
+        "body_deadline": Middleware(BodyReadDeadline, seconds=core.settings.body_timeout),
         "mcp_shortcut": Middleware(Shortcut, route=shortcut) if shortcut is not None else None,
     }
     return [layer for name in SERVER_LAYERS if (layer := layers[name]) is not None]

@@ -16,6 +16,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from auth_mcp.app import Services, create_app
+from auth_mcp.cli import server_config
 from auth_mcp.settings import Settings
 from tests.support.browser import Browser
 from tests.support.clock import FakeClock
@@ -66,7 +67,7 @@ async def run_server(
     settings.setdefault("server_url", f"http://127.0.0.1:{port}")
     config = _settings(port=port, **settings)
     app = create_app(config, clock=clock, **(create or {}))
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
+    server = uvicorn.Server(server_config(app, config))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         async with asyncio.timeout(_START_TIMEOUT):
