@@ -17,6 +17,7 @@ from auth_mcp.github.person import PersonGitHub
 from auth_mcp.http.metrics import Metrics
 from auth_mcp.http.pages import Pages
 from auth_mcp.resource.audience import Audience
+from auth_mcp.resource.sse_sessions import SseSessions
 from auth_mcp.resource.verifier import CachedVerifier
 from auth_mcp.settings import Settings
 from auth_mcp.storage.engine import create_engine
@@ -41,6 +42,7 @@ class Core:
     verifier: CachedVerifier
     announcer: Announcer
     revoker: Revoker
+    sse_sessions: SseSessions
 
     def people(self, grant_id: str) -> PersonGitHub:
         """GitHub as the person behind one grant."""
@@ -78,7 +80,18 @@ def build_core(
     engine = create_engine(settings.database_url)
     store = SqlStore(engine=engine, clock=clock)
     verifier = CachedVerifier(store=store, clock=clock, issuer=issuer)
-    announcer = Announcer(engine=engine, on_revoked=verifier.forget_grant, on_gap=verifier.forget_all)
+
+    async def grant_exists(grant_id: str) -> bool:
+        return await store.get_grant(grant_id) is not None
+
+    sse_sessions = SseSessions(grant_exists=grant_exists)
+
+    def grant_changed(grant_id: str) -> None:
+        # Another process revoked or rotated the grant: drop its cached tokens; end its streams if gone.
+        verifier.forget_grant(grant_id)
+        sse_sessions.grant_changed(grant_id)
+
+    announcer = Announcer(engine=engine, on_revoked=grant_changed, on_gap=verifier.forget_all)
     revoker = Revoker(
         store=store,
         verifier=verifier,
@@ -86,6 +99,7 @@ def build_core(
         keyring=keyring,
         revoke_at_github=settings.revoke_github_tokens,
         announce=announcer.announce,
+        on_revoked=sse_sessions.close_grant,
     )
     endpoint_path = "/mcp" if settings.transport == "streamable-http" else "/sse"
     return Core(
@@ -101,4 +115,5 @@ def build_core(
         verifier=verifier,
         announcer=announcer,
         revoker=revoker,
+        sse_sessions=sse_sessions,
     )

@@ -17,6 +17,7 @@ from auth_mcp.github.person import PersonGitHub
 from auth_mcp.http.cors import BrowserCors
 from auth_mcp.http.dns_rebinding import DnsRebindingGuard
 from auth_mcp.resource.bearer import BearerGuard
+from auth_mcp.resource.stateless_stream import NoServerStream
 from auth_mcp.scopes import DEFAULT_SCOPE
 from auth_mcp.settings import Settings
 from auth_mcp.tools.kit import SCOPES_META_KEY, ToolServices, ToolSpec
@@ -28,8 +29,11 @@ from auth_mcp.tools.kit import SCOPES_META_KEY, ToolServices, ToolSpec
 # - browser_cors: a CORS preflight from a configured browser origin carries no token, so it is
 #   answered before the bearer check, which would refuse it with 401;
 # - bearer: the token is checked (and removed from the request) before the SDK's transport, so
-#   neither the transport nor any tool ever sees it.
-MCP_ENDPOINT_LAYERS: tuple[str, ...] = ("host_origin", "browser_cors", "bearer")
+#   neither the transport nor any tool ever sees it;
+# - streams: streams are bounded by who opened them, so this comes after the bearer check: the
+#   stateless endpoint answers GET with 405 (no stream at all), the SSE transport counts streams
+#   per grant and address and binds each session to its grant.
+MCP_ENDPOINT_LAYERS: tuple[str, ...] = ("host_origin", "browser_cors", "bearer", "streams")
 
 
 @dataclass
@@ -96,6 +100,7 @@ def build_resource_server(core: Core, *, tools: Sequence[ToolSpec]) -> ResourceS
         "browser_cors": lambda app: (
             BrowserCors(app, origins=list(settings.allowed_origins)) if settings.allowed_origins else app
         ),
+        "streams": lambda app: NoServerStream(app) if streamable else core.sse_sessions.guard(app),
         "host_origin": lambda app: DnsRebindingGuard(
             app, issuer=settings.issuer, allowed_hosts=settings.allowed_hosts, allowed_origins=settings.allowed_origins
         ),

@@ -37,6 +37,7 @@ class Revoker:
         keyring: Keyring,
         revoke_at_github: bool,
         announce: Announce = _announce_nowhere,
+        on_revoked: Callable[[str], None] = lambda _grant_id: None,
     ) -> None:
         self._store = store
         self._verifier = verifier
@@ -44,6 +45,7 @@ class Revoker:
         self._keyring = keyring
         self._revoke_at_github = revoke_at_github
         self.announce = announce
+        self._on_revoked = on_revoked  # e.g. close the grant's open streams (resource/sse_sessions.py)
 
     async def revoke_grant(self, grant_id: str, *, reason: str, at_github: bool) -> Grant | None:
         """Delete the grant and everything issued from it; returns it, or None if already gone.
@@ -54,6 +56,7 @@ class Revoker:
         """
         grant = await self._store.delete_grant(grant_id)
         self._verifier.forget_grant(grant_id)
+        self._on_revoked(grant_id)
         await self.announce(grant_id)
         if grant is None:
             return None

@@ -48,11 +48,11 @@ class _Stream:
 
 
 class SseSessions:
-    """ASGI middleware around the SDK's SSE app (see the module docstring)."""
+    """The SSE streams of this process, by grant; `guard(app)` puts them in front of the SDK's
+    SSE app (see the module docstring)."""
 
     def __init__(
         self,
-        app: ASGIApp,
         *,
         grant_exists: GrantExists,
         sse_path: str = "/sse",
@@ -60,7 +60,6 @@ class SseSessions:
         max_per_grant: int = MAX_STREAMS_PER_GRANT,
         max_per_address: int = MAX_STREAMS_PER_ADDRESS,
     ) -> None:
-        self._app = app
         self._grant_exists = grant_exists
         self._sse_path = sse_path
         self._message_path = message_path
@@ -85,6 +84,7 @@ class SseSessions:
         if grant_id not in self._by_grant:
             return
         task = asyncio.get_running_loop().create_task(self._close_if_gone(grant_id))
+        # Kept until done: the event loop holds only weak references to tasks.
         self._checks.add(task)
         task.add_done_callback(self._checks.discard)
 
@@ -97,23 +97,28 @@ class SseSessions:
         if not exists:
             self.close_grant(grant_id)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        token = _token(scope)
-        if token is None or scope["type"] != "http":
-            await self._app(scope, receive, send)
-        elif scope["path"] == self._sse_path and scope["method"] == "GET":
-            await self._stream(scope, receive, send, token.grant_id)
-        elif scope["path"] == self._message_path and scope["method"] == "POST":
-            owner = self._by_session.get(_session_param(scope))
-            if owner is not None and owner.grant_id != token.grant_id:
-                # As the SDK answers an unknown session: another grant learns nothing about it.
-                await _plain(send, 404, b"Could not find session")
-                return
-            await self._app(scope, receive, send)
-        else:
-            await self._app(scope, receive, send)
+    def guard(self, app: ASGIApp) -> ASGIApp:
+        """`app` (the SDK's SSE app, behind the bearer check) with streams counted and bound."""
 
-    async def _stream(self, scope: Scope, receive: Receive, send: Send, grant_id: str) -> None:
+        async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+            token = _token(scope)
+            if token is None or scope["type"] != "http":
+                await app(scope, receive, send)
+            elif scope["path"] == self._sse_path and scope["method"] == "GET":
+                await self._stream(app, scope, receive, send, token.grant_id)
+            elif scope["path"] == self._message_path and scope["method"] == "POST":
+                owner = self._by_session.get(_session_param(scope))
+                if owner is not None and owner.grant_id != token.grant_id:
+                    # As the SDK answers an unknown session: another grant learns nothing about it.
+                    await _plain(send, 404, b"Could not find session")
+                    return
+                await app(scope, receive, send)
+            else:
+                await app(scope, receive, send)
+
+        return guarded
+
+    async def _stream(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send, grant_id: str) -> None:
         client = scope.get("client")
         address = client[0] if client else "unknown"
         if self.streams(grant_id) >= self._max_per_grant:
@@ -126,18 +131,31 @@ class SseSessions:
         self._by_grant.setdefault(grant_id, set()).add(stream)
         self._by_address[address] = self._by_address.get(address, 0) + 1
 
+        response = {"started": False, "finished": False}
+
         async def announce(message: Message) -> None:
-            if stream.session_id is None and message["type"] == "http.response.body":
-                found = _SESSION_ID.search(message.get("body", b""))
-                if found is not None:
-                    stream.session_id = found.group(1).decode()
-                    self._by_session[stream.session_id] = stream
+            if message["type"] == "http.response.start":
+                if response["started"]:
+                    return  # the SDK's endpoint answering again after the stream it served ended
+                response["started"] = True
+            elif message["type"] == "http.response.body":
+                if response["finished"]:
+                    return
+                response["finished"] = not message.get("more_body", False)
+                if stream.session_id is None:
+                    found = _SESSION_ID.search(message.get("body", b""))
+                    if found is not None:
+                        stream.session_id = found.group(1).decode()
+                        self._by_session[stream.session_id] = stream
             await send(message)
 
         try:
-            await self._app(scope, _until_closed(receive, stream.closed), announce)
+            await app(scope, _until_closed(receive, stream.closed), announce)
         finally:
             self._forget(stream)
+        if stream.closed.is_set() and response["started"] and not response["finished"]:
+            # We ended it, not the client: end the response, so the client sees the stream close.
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def _forget(self, stream: _Stream) -> None:
         members = self._by_grant.get(stream.grant_id)
