@@ -150,6 +150,8 @@ def serve(settings: Settings) -> None:
             "   Set the GitHub OAuth App credentials to use the real GitHub.\n"
             "  ==================================================================",
         )
+    if settings.metrics and settings.metrics_token is None:
+        logger.info("/metrics is not served: set AUTH_MCP_METRICS_TOKEN to let Prometheus scrape it with that bearer token")
     _raise_open_file_limit()
     uvicorn.Server(server_config(app, settings)).run()
 
