@@ -3,6 +3,7 @@ their comments give: each test fails if its two layers are swapped."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
@@ -15,8 +16,8 @@ from tests.support.server import in_process
 
 
 def test_the_layers_are_the_ones_whose_reasons_are_tested_here() -> None:
-    assert SERVER_LAYERS == ("proxy_headers", "access_log", "mcp_shortcut")
-    assert MCP_ENDPOINT_LAYERS == ("host_origin", "browser_cors", "bearer")
+    assert SERVER_LAYERS == ("proxy_headers", "access_log", "body_deadline", "mcp_shortcut")
+    assert MCP_ENDPOINT_LAYERS == ("host_origin", "browser_cors", "bearer", "streams")
 
 
 async def test_host_origin_before_bearer_a_foreign_origin_gets_403_not_401(db_url: str) -> None:
@@ -66,3 +67,42 @@ async def test_access_log_outside_the_mcp_shortcut_tool_calls_get_a_request_id_a
         assert response.status_code == 200
         assert response.headers.get("x-request-id")
         assert any('"POST /mcp"' in record.getMessage() for record in caplog.records if record.name == "auth_mcp.access")
+
+
+async def test_access_log_outside_body_deadline_a_slow_body_gets_a_logged_408(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with in_process(database_url=db_url, body_timeout=0.2) as env:
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+            "path": "/token", "raw_path": b"/token", "query_string": b"", "root_path": "",
+            "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/x-www-form-urlencoded")],
+            "client": ("127.0.0.1", 40001), "server": ("127.0.0.1", 8000),
+        }  # fmt: skip
+        sent: list[dict[str, object]] = []
+        first = True
+
+        async def receive() -> dict[str, object]:
+            nonlocal first
+            if first:
+                first = False
+                return {"type": "http.request", "body": b"grant_type=", "more_body": True}
+            await asyncio.Event().wait()  # the rest of the body never comes
+            raise AssertionError("unreachable")
+
+        async def send(message: dict[str, object]) -> None:
+            sent.append(message)
+
+        with caplog.at_level(logging.INFO, logger="auth_mcp.access"):
+            async with asyncio.timeout(10):
+                await env.app(scope, receive, send)
+        assert sent[0]["status"] == 408
+        assert any('"POST /token"' in r.getMessage() and " 408 " in r.getMessage() for r in caplog.records if r.name == "auth_mcp.access")
+
+
+async def test_bearer_before_streams_a_get_without_a_token_is_asked_for_one(db_url: str) -> None:
+    async with in_process(database_url=db_url) as env:
+        assert (await env.http.get("/mcp", headers={"accept": "text/event-stream"})).status_code == 401
+        _, issued = await login(env)
+        response = await env.http.get("/mcp", headers={"authorization": f"Bearer {issued.access_token}"})
+        assert response.status_code == 405
