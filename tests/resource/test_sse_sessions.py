@@ -9,11 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import socket
 from collections.abc import AsyncIterator
 
 import httpx
+import uvicorn
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from starlette.types import Receive, Scope, Send
 
-from auth_mcp.resource.sse_sessions import MAX_STREAMS_PER_GRANT
+from auth_mcp.resource.sse_sessions import MAX_STREAMS_PER_GRANT, SseSessions
+from auth_mcp.resource.verifier import McpAccessToken
 from tests.support.clock import FakeClock
 from tests.support.oauth import Client, Tokens, login, new_client
 from tests.support.server import InProcess, RunningServer, run_server
@@ -115,3 +120,50 @@ async def test_streams_are_capped_per_grant(db_url: str) -> None:
         # Closed streams free their places.
         async with sse_stream(server, tokens.access_token) as (again, _, _):
             assert again.status_code == 200
+
+
+async def test_streams_are_capped_per_address_across_grants() -> None:
+    # The guard alone, on a loopback server, in front of a stand-in stream (the SDK's SSE app
+    # needs a login per grant; the cap is about counting, whoever the grants are).
+    sessions = SseSessions(grant_exists=_always, max_per_grant=10, max_per_address=3)
+
+    async def stream_forever(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        await send({"type": "http.response.body", "body": b": open\n\n", "more_body": True})
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    guarded = sessions.guard(stream_forever)
+
+    async def as_grant(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            grant = dict(scope["headers"])[b"x-grant"].decode()
+            token = McpAccessToken(token="t", client_id="c", scopes=[], grant_id=grant, github_user_id=1, github_login="a")
+            scope["user"] = AuthenticatedUser(token)
+        await guarded(scope, receive, send)
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(as_grant, log_config=None, lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(WAIT):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/sse"
+        async with httpx.AsyncClient(timeout=WAIT) as http, contextlib.AsyncExitStack() as stack:
+            for grant in ("g1", "g2", "g3"):
+                opened = await stack.enter_async_context(http.stream("GET", url, headers={"x-grant": grant}))
+                assert opened.status_code == 200
+            refused = await http.get(url, headers={"x-grant": "g4"})
+            assert refused.status_code == 429 and "address" in refused.json()["error_description"]
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def _always(_grant_id: str) -> bool:
+    return True
