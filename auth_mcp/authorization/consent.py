@@ -174,22 +174,7 @@ class Consent:
             return pending
         request_hash = tokens.token_hash(form.request)
         if form.decision == "deny":
-            await self._store.delete_pending(request_hash)
-            logger.info("consent denied for client %s", pending.client_id)
-            location = authorization_response_url(
-                pending.redirect_uri,
-                issuer=self._issuer,
-                state=pending.client_state,
-                error="access_denied",
-                error_description="The person denied access",
-            )
-            if leaves_the_device(location):
-                # A denial must not hand the person straight to a website they just refused
-                # (RFC 9700 §4.11.2): they see where it leads and choose.
-                return confirmation_page(
-                    self._pages, location, title="Access denied", default_message="You denied the application access."
-                )
-            return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
+            return await self._deny(pending, request_hash)
         if form.decision != "approve":
             return self._pages.error(status_code=400, title="Unknown decision", message="Approve or deny.", error="invalid_request")
         # The upstream state exists only from here on (MCP security best practices, OAuth state).
@@ -222,3 +207,23 @@ class Consent:
         self._browser.add_approved(request, response, tokens.token_hash(state))
         logger.info("consent given for client %s; sending the person to GitHub", pending.client_id)
         return response
+
+    async def _deny(self, pending: PendingAuthorization, request_hash: str) -> Response:
+        """The person said no: the client learns it (access_denied), through a page if that
+        answer would take the person to a website."""
+        await self._store.delete_pending(request_hash)
+        logger.info("consent denied for client %s", pending.client_id)
+        location = authorization_response_url(
+            pending.redirect_uri,
+            issuer=self._issuer,
+            state=pending.client_state,
+            error="access_denied",
+            error_description="The person denied access",
+        )
+        if leaves_the_device(location):
+            # A denial must not hand the person straight to a website they just refused
+            # (RFC 9700 §4.11.2): they see where it leads and choose.
+            return confirmation_page(
+                self._pages, location, title="Access denied", default_message="You denied the application access."
+            )
+        return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
