@@ -5,7 +5,8 @@ the consent page shows that name to the person. RFC 7591 §5 and RFC 9700 §4.8 
 names are unverified claims. Two defences:
 - at registration, names with characters that change how text around them renders are refused:
   controls, bidirectional overrides and isolates, zero-width and other format characters, line
-  and paragraph separators, private-use, unassigned and surrogate code points. "Visual Studio
+  and paragraph separators, private-use and surrogate code points (unassigned ones are allowed:
+  the interpreter's Unicode tables lag behind the emoji people use). "Visual Studio
   Code by microsoft.com ✓verified" can otherwise be spelled with a right-to-left override so
   that the page shows something the bytes do not say;
 - on the consent page, `look_alike_warnings` points out names that claim a verification nobody
@@ -19,8 +20,8 @@ import unicodedata
 
 MAX_CLIENT_NAME_LENGTH = 200
 # Unicode general categories refused in names: Cc control, Cf format (bidi, zero-width), Cs
-# surrogate, Co private use, Cn unassigned, Zl/Zp line and paragraph separators.
-_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# surrogate, Co private use, Zl/Zp line and paragraph separators.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 _CLAIMS = re.compile(r"verified|official|trusted|certified|genuine|authentic|secure[d]?|[\u2713\u2714\u2611\u2705\U0001f512]", re.IGNORECASE)
 _DOMAIN = re.compile(r"(?<![\w.-])((?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,63})(?![\w-])", re.IGNORECASE)
 

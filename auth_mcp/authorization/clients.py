@@ -92,9 +92,6 @@ def check_registration(info: OAuthClientInformationFull, *, offered_scopes: Sequ
             raise RegistrationError("invalid_redirect_uri", str(exc)) from None
     if info.client_name is not None and (problem := name_problem(info.client_name)) is not None:
         raise RegistrationError("invalid_client_metadata", problem)
-    if set(info.response_types) != {"code"}:
-        # OAuth 2.1 has only the code flow; nothing else needs storing.
-        raise RegistrationError("invalid_client_metadata", 'response_types must be ["code"]')
     if info.token_endpoint_auth_method not in _ALLOWED_AUTH_METHODS:
         raise RegistrationError(
             "invalid_client_metadata",
@@ -112,7 +109,8 @@ def check_registration(info: OAuthClientInformationFull, *, offered_scopes: Sequ
             raise RegistrationError("invalid_client_metadata", unknown)
         scope = " ".join(requested) or None
     dropped = {name: None for name in OAuthClientInformationFull.model_fields if name not in KEPT_FIELDS}
-    return info.model_copy(update={**dropped, "scope": scope})
+    # OAuth 2.1 has only the code flow (the SDK insists on "code"): that is all we record.
+    return info.model_copy(update={**dropped, "scope": scope, "response_types": ["code"]})
 
 
 def kept_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
