@@ -115,10 +115,16 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
-class SystemResolver:
-    """getaddrinfo on a few threads of its own (see the module docstring)."""
+# getaddrinfo cannot be cancelled: a lookup abandoned at the deadline holds its thread until the
+# system resolver gives up (commonly 2 attempts of 5 seconds). Four threads per slot keep a
+# slot's next lookup from queueing behind its abandoned ones, which would blame the next host.
+RESOLVER_THREADS = 4 * SLOTS
 
-    def __init__(self, *, threads: int = SLOTS) -> None:
+
+class SystemResolver:
+    """getaddrinfo on threads of its own (see the module docstring)."""
+
+    def __init__(self, *, threads: int = RESOLVER_THREADS) -> None:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="document-dns")
 
     async def __call__(self, host: str, port: int) -> list[str]:
@@ -216,16 +222,19 @@ class PublicDocumentFetcher:
         if deadline_at is None:
             deadline_at = asyncio.get_running_loop().time() + self.deadline
         fetching = False
+        contacted: list[str] = []  # the address being fetched from, once there is one
         try:
             async with asyncio.timeout_at(deadline_at):
                 async with self._slot():
                     fetching = True
-                    return await self._fetch(parts, max_bytes=max_bytes, what=what)
+                    return await self._fetch(parts, max_bytes=max_bytes, what=what, contacted=contacted)
         except TimeoutError:
             if not fetching:  # no slot came free in time: our load, not the host's fault
                 raise FetchRefused(f"too many documents are being fetched right now; {what} was not fetched", busy=True) from None
             message = f"{what} could not be fetched from {host} within {self.deadline:g} seconds"
             self._failures.add("host:" + host, message)
+            for key in contacted:
+                self._failures.add("address:" + key, message)
             raise FetchRefused(message) from None
 
     @asynccontextmanager
@@ -241,7 +250,7 @@ class PublicDocumentFetcher:
         finally:
             self._slots.release()
 
-    async def _fetch(self, parts: SplitResult, *, max_bytes: int, what: str) -> Fetched:
+    async def _fetch(self, parts: SplitResult, *, max_bytes: int, what: str, contacted: list[str]) -> Fetched:
         host = parts.hostname or ""
         port = parts.port or 443
         addresses = await self._resolve(host, port)
@@ -250,11 +259,9 @@ class PublicDocumentFetcher:
         if self._active.get(key, 0) >= self._per_address:
             raise FetchRefused(f"too many fetches to {host}'s address are in progress; {what} was not fetched", busy=True)
         self._active[key] = self._active.get(key, 0) + 1
+        contacted.append(key)
         try:
             return await self._get(parts, address, max_bytes=max_bytes, what=what)
-        except TimeoutError:
-            self._failures.add("address:" + key, f"{what} could not be fetched from {host} in time")
-            raise
         finally:
             self._active[key] -= 1
             if not self._active[key]:

@@ -69,13 +69,16 @@ async def test_a_request_behind_silent_hosts_fails_fast_instead_of_queueing() ->
 
 async def test_a_silent_host_is_remembered_so_repeats_cost_nothing() -> None:
     clock = FakeClock()
-    network = SilentHosts(silent={"slow.example"})
+    network = SilentHosts(silent={"slow.example", "alias.example"})
     fetcher = network.fetcher(clock, deadline=0.2)
     with pytest.raises(FetchRefused, match="within"):
         await fetcher.fetch("https://slow.example/a.json", max_bytes=1024)
     for _ in range(5):
         with pytest.raises(FetchRefused, match="recent attempt"):
             await fetcher.fetch("https://slow.example/b.json", max_bytes=1024)
+    # Another name for the same silent address is not tried either.
+    with pytest.raises(FetchRefused, match="its address"):
+        await fetcher.fetch("https://alias.example/c.json", max_bytes=1024)
     assert network.requests == ["slow.example"]
     clock.advance(61)
     network.release.set()
