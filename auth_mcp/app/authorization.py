@@ -157,8 +157,9 @@ def oauth_routes(
     authorize = AuthorizeEndpoint(provider=provider, clients=clients, issuer=issuer, pages=pages)
     get, post = ["GET", "OPTIONS"], ["POST", "OPTIONS"]
 
-    def posted(path: str, handler: object, limit: int) -> Route:
-        return Route(path, public_cors(rate_limited(path, body_limited(handler, limit)), post), methods=post)
+    def posted(path: str, handler: object, limit: int, *, no_store: bool = False) -> Route:
+        app = rate_limited(path, body_limited(handler, limit))
+        return Route(path, public_cors(NoStore(app) if no_store else app, post), methods=post)
 
     return [
         Route(
@@ -169,7 +170,7 @@ def oauth_routes(
         Route("/authorize", rate_limited("/authorize", body_limited(authorize, OAUTH_BODY_LIMIT)), methods=["GET", "POST"]),
         posted("/token", TokenEndpoint(provider=provider, audience=audience), OAUTH_BODY_LIMIT),
         # RFC 7591 §3.2.1's answer carries the client secret: like a token response, never cached.
-        Route("/register", public_cors(NoStore(rate_limited("/register", body_limited(registration.handle, REGISTRATION_BODY_LIMIT))), post), methods=post),
+        posted("/register", registration.handle, REGISTRATION_BODY_LIMIT, no_store=True),
         posted("/revoke", RevokeEndpoint(provider=provider), OAUTH_BODY_LIMIT),
     ]
 
