@@ -24,6 +24,7 @@ from auth_mcp.storage.notifications import Announcer
 from auth_mcp.storage.store import SqlStore
 
 SERVER_NAME = "auth-mcp"
+
 CALLBACK_PATH = "/github/callback"
 
 
