@@ -44,10 +44,10 @@ class Sources:
 
     environ: Mapping[str, str]
     dotenv: Mapping[str, str | None]
-    flags: Mapping[str, object]
+    flags: Mapping[str, Any]
 
     @classmethod
-    def read(cls, *, flags: Mapping[str, object], env_file: str | Path | None = ".env") -> Sources:
+    def read(cls, *, flags: Mapping[str, Any], env_file: str | Path | None = ".env") -> Sources:
         dotenv = dotenv_values(env_file) if env_file is not None and Path(env_file).is_file() else {}
         return cls(environ=dict(os.environ), dotenv=dotenv, flags=dict(flags))
 
@@ -77,7 +77,7 @@ def _lookup(values: Mapping[str, Any], name: str) -> Any:
 def load_settings(sources: Sources, *, env_file: str | Path | None = ".env") -> Settings:
     """`Settings` from the environment, `.env` and `flags`, or ConfigurationError naming every mistake."""
     try:
-        return Settings(_env_file=env_file, **sources.flags)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file, **sources.flags)
     except ValidationError as exc:
         problems = [_field_problem(error, sources) for error in exc.errors() if error["loc"]]
         problems += _cross_problems(exc)
@@ -86,7 +86,7 @@ def load_settings(sources: Sources, *, env_file: str | Path | None = ".env") -> 
             # Check the rest with the bad values set aside, so that every mistake shows at once.
             defaults = {field: Settings.model_fields[field].get_default(call_default_factory=True) for field in bad}
             try:
-                Settings(_env_file=env_file, **{**sources.flags, **defaults})  # type: ignore[call-arg]
+                Settings(_env_file=env_file, **{**sources.flags, **defaults})
             except ValidationError as again:
                 problems += [p for p in _cross_problems(again) if p not in problems]
         raise ConfigurationError(problems) from None

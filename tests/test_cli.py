@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import socket
-import shutil
 import sqlite3
 import subprocess
 import sys

@@ -33,10 +33,10 @@ from auth_mcp.app.github import dev_github_mount
 from auth_mcp.app.lifespan import Closer, database_readiness, lifespan
 from auth_mcp.app.resource import ResourceServer, build_resource_server, check_tool_scopes
 from auth_mcp.app.services import Services, key_file_path
+from auth_mcp.authorization.account import ACCOUNT_PATH
 from auth_mcp.authorization.cimd import MetadataDocumentClients
 from auth_mcp.clock import Clock, SystemClock
 from auth_mcp.github.devserver import DevGitHubOptions
-from auth_mcp.authorization.account import ACCOUNT_PATH
 from auth_mcp.http.access_log import AccessLog
 from auth_mcp.http.front_page import FrontPage
 from auth_mcp.http.health import healthz, readyz

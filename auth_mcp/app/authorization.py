@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route, request_response
 from starlette.types import ASGIApp
 
 from auth_mcp.app.core import CALLBACK_PATH, Core
+from auth_mcp.authorization.access_policy import AccessPolicy, MembershipRecheck
 from auth_mcp.authorization.account import (
     ACCOUNT_PATH,
     REVOKE_PATH,
@@ -24,7 +25,6 @@ from auth_mcp.authorization.account import (
     AccountPages,
 )
 from auth_mcp.authorization.account import CALLBACK_SUFFIX as ACCOUNT_CALLBACK_SUFFIX
-from auth_mcp.authorization.access_policy import AccessPolicy, MembershipRecheck
 from auth_mcp.authorization.browser import BrowserBinding
 from auth_mcp.authorization.callback import GitHubCallback
 from auth_mcp.authorization.cimd import MetadataDocumentClients

@@ -20,8 +20,8 @@ from auth_mcp.http.routing import AsgiEndpoint
 from auth_mcp.resource.bearer import BearerGuard
 from auth_mcp.scopes import DEFAULT_SCOPE
 from auth_mcp.settings import Settings
-from auth_mcp.version import package_version
 from auth_mcp.tools.kit import SCOPES_META_KEY, ToolServices, ToolSpec
+from auth_mcp.version import package_version
 
 # The MCP endpoint's guards, outermost first. Each one's place has a reason, which
 # tests/app/test_layers.py checks:

@@ -34,13 +34,13 @@ from starlette.responses import RedirectResponse, Response
 
 from auth_mcp import tokens
 from auth_mcp.authorization.browser import BrowserBinding
-from auth_mcp.clock import Clock
 from auth_mcp.authorization.consent import SCOPE_DESCRIPTIONS
+from auth_mcp.authorization.revocation import Revoker
+from auth_mcp.clock import Clock
 from auth_mcp.crypto import DecryptionError, Keyring
 from auth_mcp.github.client import GitHub
 from auth_mcp.github.models import GitHubError
 from auth_mcp.http.pages import Pages
-from auth_mcp.authorization.revocation import Revoker
 from auth_mcp.storage.records import Grant
 
 logger = logging.getLogger(__name__)

@@ -7,6 +7,8 @@ the same facts as JSON (RFC 9728's resource metadata remains the machine-readabl
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -28,7 +30,7 @@ class FrontPage:
         dev_mode: bool,
     ) -> None:
         self._pages = pages
-        self._context = {
+        self._context: dict[str, Any] = {
             "server_name": server_name,
             "mcp_url": mcp_url,
             "transport": transport,

@@ -54,7 +54,7 @@ async def test_a_person_sees_their_own_grants_with_client_names_and_no_one_elses
 
 async def test_revoking_on_the_page_ends_that_grant_at_once_and_leaves_the_others() -> None:
     async with in_process() as env:
-        client_a, tokens_a = await login(env, await new_client(env, name="Client A"), login="alice")
+        _, tokens_a = await login(env, await new_client(env, name="Client A"), login="alice")
         _, tokens_b = await login(env, await new_client(env, name="Client B"), login="alice")
         alice = await sign_in(env, "alice")
         first_grant = (await env.services.store.list_grants())[0].grant_id
