@@ -13,8 +13,8 @@ import httpx
 
 from auth_mcp import admin
 from tests.support.oauth import call_tool, login, mcp_call, new_client
+from tests.support.process import serving
 from tests.support.server import InProcess, in_process
-from tests.test_cli import serving
 
 ROOT = Path(__file__).resolve().parents[1]
 

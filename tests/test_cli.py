@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.support.process import ROOT, clean_env, serving
+from tests.support.server import free_port
 
 
 def test_with_no_configuration_main_py_serves_dev_mode_and_stops_cleanly(tmp_path: Path) -> None:
@@ -157,7 +158,7 @@ def test_the_server_refuses_an_outdated_postgresql_schema_until_db_upgrade(tmp_p
 
 
 def main_py(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd, env=_env(**env), capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd, env=clean_env(**env), capture_output=True, text=True, timeout=60)
 
 
 def test_every_configuration_mistake_is_named_with_its_variable_and_source_at_once(tmp_path: Path) -> None:
@@ -248,7 +249,7 @@ def test_a_sqlite_path_in_a_read_only_directory_is_a_sentence(tmp_path: Path) ->
         if os.geteuid() == 0:
             command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
         result = subprocess.run(
-            command, cwd=read_only, env=_env(AUTH_MCP_DATABASE_URL=f"sqlite:///{read_only}/auth.db"), capture_output=True, text=True, timeout=60
+            command, cwd=read_only, env=clean_env(AUTH_MCP_DATABASE_URL=f"sqlite:///{read_only}/auth.db"), capture_output=True, text=True, timeout=60
         )
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.strip() == (

@@ -43,7 +43,7 @@ def explain_database_failure(exc: BaseException, database_url: str) -> str | Non
 
 
 def _explain_postgres(exc: BaseException, target: DatabaseTarget) -> str | None:
-    import asyncpg  # type: ignore[import-untyped]  # PostgreSQL only; imported on failure, not at start-up
+    import asyncpg  # PostgreSQL only; imported on failure, not at start-up
 
     where = f"PostgreSQL at {target.server}"
     role, database = target.user or "(none given)", target.database or "(none given)"
