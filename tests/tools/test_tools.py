@@ -8,7 +8,7 @@ import httpx
 
 from auth_mcp.github.devserver import DevGitHub, user_id_for
 from auth_mcp.tools.kit import SCOPES_META_KEY
-from tests.support.oauth import authorize, call_tool, exchange, login, mcp_call, new_client, refresh
+from tests.support.oauth import authorize, call_tool, exchange, login, mcp_call, refresh
 from tests.support.server import InProcess, in_process
 
 
@@ -116,10 +116,10 @@ async def test_when_github_revokes_the_app_the_tool_says_sign_in_again_and_the_t
 
 async def test_githubs_per_app_token_limit_evicting_a_token_kills_that_grant_only(db_url: str) -> None:
     async with in_process(database_url=db_url) as env:
-        client = await new_client(env)
-        _, oldest = await login(env, client, login="judy")
+        # Each sign-in through its own client: a repeated sign-in of one client ends the older grant itself.
+        _, oldest = await login(env, login="judy")
         for _ in range(10):  # GitHub keeps 10 tokens per user, app and scope
-            _, newest = await login(env, client, login="judy")
+            _, newest = await login(env, login="judy")
         assert result(await call_tool(env, oldest.access_token, "get_user_profile"))["isError"] is True
         assert (await call_tool(env, oldest.access_token, "whoami")).status_code == 401
         assert result(await call_tool(env, newest.access_token, "get_user_profile"))["isError"] is False
