@@ -30,6 +30,17 @@ class GrantRevoker(Protocol):
     async def revoke_grant(self, grant_id: str, *, reason: str, at_github: bool) -> Grant | None: ...
 
 
+class NothingCached:
+    """The admin process verifies no tokens, so it has none to forget; running servers learn of
+    its revocations from the database (storage/notifications.py)."""
+
+    def forget_grant(self, grant_id: str) -> None:
+        return None
+
+    def forget_all(self) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class Operator:
     """What the commands act on."""

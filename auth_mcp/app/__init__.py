@@ -32,7 +32,7 @@ from auth_mcp.app.core import SERVER_NAME, Core, build_core
 from auth_mcp.app.github import dev_github_mount
 from auth_mcp.app.lifespan import Closer, database_readiness, lifespan
 from auth_mcp.app.resource import ResourceServer, build_resource_server, check_tool_scopes
-from auth_mcp.app.services import Services, key_file_path
+from auth_mcp.app.services import Services
 from auth_mcp.authorization.account import ACCOUNT_PATH
 from auth_mcp.authorization.cimd import MetadataDocumentClients
 from auth_mcp.clock import Clock, SystemClock
@@ -43,6 +43,7 @@ from auth_mcp.http.health import healthz, readyz
 from auth_mcp.http.loopback_alias import LoopbackAliasGuard
 from auth_mcp.http.rate_limit import RateLimit, TokenBuckets, default_limits
 from auth_mcp.http.routing import Shortcut
+from auth_mcp.keys import key_file_path
 from auth_mcp.scopes import DEFAULT_SCOPE, SUPPORTED_SCOPES
 from auth_mcp.settings import Settings
 from auth_mcp.tools import BUILTIN_TOOLS, ToolSpec
