@@ -84,7 +84,9 @@ def settings_from(args: argparse.Namespace) -> tuple[Settings, Sources]:
     try:
         return load_settings(sources), sources
     except ConfigurationError as exc:
-        lines = "\n".join(f"  - {problem}" for problem in exc.problems)
+        # A misspelt name often explains the mistake (the intended setting kept its default).
+        problems = [*exc.problems, *unknown_setting_names(sources)]
+        lines = "\n".join(f"  - {problem}" for problem in problems)
         raise SystemExit(f"auth-mcp cannot start; its configuration needs fixing:\n{lines}\n{SETTINGS_HELP}") from None
 
 

@@ -173,6 +173,7 @@ def test_every_configuration_mistake_is_named_with_its_variable_and_source_at_on
     ):
         assert line in result.stderr.splitlines(), result.stderr
     assert "LOG_LEVEL" not in result.stderr  # lower case is fine
+    assert "  - AUTH_MCP_DATABSE_URL (in .env) is not an auth-mcp setting and is ignored; did you mean AUTH_MCP_DATABASE_URL?" in result.stderr
 
 
 def test_a_misspelt_setting_is_named_with_the_intended_one(tmp_path: Path) -> None:
