@@ -161,8 +161,8 @@ def _front_page(core: Core) -> FrontPage:
         server_name=SERVER_NAME,
         mcp_url=core.audience.canonical,
         transport=core.settings.transport,
-        account_url=ACCOUNT_PATH,
-        metadata_url="/.well-known/oauth-authorization-server",
+        account_url=core.settings.issuer + ACCOUNT_PATH,
+        metadata_url=core.settings.issuer + "/.well-known/oauth-authorization-server",
         resource_metadata_url=str(build_resource_metadata_url(core.audience.canonical)),  # type: ignore[arg-type]
         dev_mode=core.settings.dev_mode,
     )

@@ -14,7 +14,7 @@ async def test_a_person_opening_the_server_url_learns_the_mcp_url_and_where_to_m
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert f"<code class=\"url\">{env.issuer}/mcp</code>" in page.text
         assert f"claude mcp add --transport http auth-mcp {env.issuer}/mcp" in page.text
-        assert 'href="/account"' in page.text
+        assert f'href="{env.issuer}/account"' in page.text
         assert "Dev mode" in page.text  # no GitHub credentials here
         assert page.headers["x-frame-options"] == "DENY" and "default-src 'none'" in page.headers["content-security-policy"]
 
@@ -26,6 +26,7 @@ async def test_a_program_gets_the_same_facts_as_json() -> None:
         facts = answer.json()
         assert facts["mcp_url"] == f"{env.issuer}/sse" and facts["transport"] == "sse"
         assert facts["resource_metadata_url"] == f"{env.issuer}/.well-known/oauth-protected-resource/sse"
+        assert facts["account_url"] == f"{env.issuer}/account"
 
 
 def test_html_is_chosen_only_when_the_accept_header_ranks_it_first() -> None:
