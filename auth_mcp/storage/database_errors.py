@@ -71,6 +71,19 @@ def _explain_postgres(exc: BaseException, target: DatabaseTarget) -> str | None:
         return f"{where} has no free connection for role \"{role}\": {exc}. Raise max_connections or stop idle clients."
     if isinstance(exc, asyncpg.PostgresError):
         return f'{where} refused database "{database}" for role "{role}": {exc}.'
+    if isinstance(exc, asyncpg.ClientConfigurationError) and "root certificate" in str(exc):
+        return (
+            f"{_VARIABLE} asks to verify the certificate of {where} (sslmode verify-ca or verify-full) but names no CA "
+            f"certificate, and asyncpg's default does not exist ({exc}). Give your provider's CA certificate as "
+            "sslrootcert=/path/to/ca.pem, or use sslmode=require (encrypted, not verified)."
+        )
+    if isinstance(exc, asyncpg.ClientConfigurationError):
+        return f"{_VARIABLE} cannot be used to connect to {where}: {exc}."
+    if isinstance(exc, FileNotFoundError | IsADirectoryError | PermissionError):
+        return (
+            f"a certificate or key file named in {_VARIABLE} (sslrootcert, sslcert or sslkey) cannot be read: "
+            f"{exc.strerror}. Correct its path, or make it readable by this user."
+        )
     if isinstance(exc, ssl.SSLCertVerificationError):
         return (
             f"the TLS certificate of {where} could not be verified ({exc.verify_message}). Give your provider's CA "

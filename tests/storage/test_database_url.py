@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ssl
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -14,6 +18,8 @@ from auth_mcp.storage.database_url import (
     postgres_connection,
 )
 from auth_mcp.storage.engine import create_engine
+from tests.support.process import ROOT, clean_env
+from tests.support.tls_postgres import tls_postgres
 
 
 @pytest.mark.parametrize(
@@ -102,3 +108,46 @@ async def test_sslmode_require_against_a_server_without_tls_is_refused_by_the_dr
                 pass
     finally:
         await engine.dispose()
+
+
+async def _ssl_in_use(url: str) -> bool:
+    engine = create_engine(normalise_database_url(url))
+    try:
+        async with engine.connect() as connection:
+            return bool((await connection.execute(text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))).scalar())
+    finally:
+        await engine.dispose()
+
+
+async def test_sslmode_and_sslrootcert_reach_the_driver_against_a_server_with_tls() -> None:
+    with tls_postgres() as server:
+        assert await _ssl_in_use(server.url("sslmode=require"))
+        assert await _ssl_in_use(server.url(f"sslmode=verify-full&sslrootcert={server.ca}"))
+        assert await _ssl_in_use(server.url(f"ssl=verify-ca&sslrootcert={server.ca}"))
+        assert not await _ssl_in_use(server.url("sslmode=disable"))
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await _ssl_in_use(server.url(f"sslmode=verify-full&sslrootcert={server.other_ca}"))
+
+
+def test_tls_verification_problems_are_sentences_naming_sslrootcert(tmp_path: Path) -> None:
+    def refusal(url: str) -> str:
+        env = clean_env(AUTH_MCP_SECRET_KEY="k" * 40, AUTH_MCP_DATABASE_URL=url, HOME=str(tmp_path))
+        result = subprocess.run([sys.executable, str(ROOT / "main.py")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        return result.stderr.strip()
+
+    with tls_postgres() as server:
+        where = f"PostgreSQL at 127.0.0.1:{server.port}"
+        wrong_ca = refusal(server.url(f"sslmode=verify-full&sslrootcert={server.other_ca}"))
+        no_ca = refusal(server.url("sslmode=verify-full"))
+        missing_file = refusal(server.url(f"sslmode=verify-ca&sslrootcert={tmp_path}/nowhere.pem"))
+    assert wrong_ca.startswith(f"auth-mcp cannot open its database: the TLS certificate of {where} could not be verified")
+    assert "sslrootcert=/path/to/ca.pem" in wrong_ca
+    assert no_ca.startswith(
+        f"auth-mcp cannot open its database: AUTH_MCP_DATABASE_URL asks to verify the certificate of {where} "
+        "(sslmode verify-ca or verify-full) but names no CA certificate"
+    )
+    assert missing_file.startswith(
+        "auth-mcp cannot open its database: a certificate or key file named in AUTH_MCP_DATABASE_URL "
+        "(sslrootcert, sslcert or sslkey) cannot be read: No such file or directory."
+    )
