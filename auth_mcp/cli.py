@@ -1,110 +1,224 @@
-"""The command line: `auth-mcp` (serve) and `auth-mcp db upgrade`."""
+"""The command line: `auth-mcp` serves; its commands operate on the same database.
+
+The admin commands build only what they need (storage, revocation, GitHub) and never the MCP
+server, so they act at once and print nothing but their answer.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import resource
-from collections.abc import Sequence
-from typing import Any
+import sys
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
-from pydantic import ValidationError
-from sqlalchemy.engine import make_url
+from pydantic import SecretStr
 
 from auth_mcp import admin
-from auth_mcp.app import create_app, key_file_path
-from auth_mcp.http.logs import configure_logging
-from auth_mcp.http.read_deadlines import header_deadline_protocol
 from auth_mcp.settings import Settings
-from auth_mcp.storage.engine import create_engine
-from auth_mcp.storage.migrate import SchemaError, prepare_schema, upgrade
+from auth_mcp.settings_problems import ConfigurationError, Sources, load_settings, unknown_setting_names
+from auth_mcp.storage.database_errors import explain_database_failure
+from auth_mcp.storage.migrate import SchemaError
+from auth_mcp.version import package_version
+
+if TYPE_CHECKING:
+    import uvicorn  # imported when serving: admin commands start without it
 
 logger = logging.getLogger("auth_mcp")
 
+ADMIN_COMMANDS = ("clients", "grants", "revoke-user", "purge")
+SETTINGS_HELP = (
+    "Settings come from AUTH_MCP_* environment variables or a .env file in the working directory "
+    "(the environment wins); .env.example lists every one. With none, auth-mcp runs in dev mode on "
+    "http://localhost:8000 with a built-in GitHub stand-in and ./auth-mcp.db."
+)
+
 
 def _parser() -> argparse.ArgumentParser:
+    serving = argparse.ArgumentParser(add_help=False)
+    serving.add_argument("--transport", choices=["streamable-http", "sse"], default=argparse.SUPPRESS, help="MCP transport (default streamable-http, or AUTH_MCP_TRANSPORT)")
+    serving.add_argument("--host", default=argparse.SUPPRESS, help="address to listen on (default 127.0.0.1, or AUTH_MCP_HOST)")
+    serving.add_argument("--port", type=int, default=argparse.SUPPRESS, help="port to listen on (default 8000, or AUTH_MCP_PORT)")
     parser = argparse.ArgumentParser(
         prog="auth-mcp",
-        description="An MCP server that is its own OAuth 2.1 authorization server and signs people in with GitHub.",
+        description=(
+            "An MCP server that is its own OAuth 2.1 authorization server and signs people in with GitHub.\n"
+            "Without a command, auth-mcp serves MCP clients (the same as `auth-mcp serve`)."
+        ),
+        epilog=SETTINGS_HELP,
+        parents=[serving],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--transport", choices=["streamable-http", "sse"], help="MCP transport (default streamable-http)")
-    parser.add_argument("--host", help="address to bind (default 127.0.0.1, or AUTH_MCP_HOST)")
-    parser.add_argument("--port", type=int, help="port to bind (default 8000, or AUTH_MCP_PORT)")
-    commands = parser.add_subparsers(dest="command")
+    parser.add_argument("--version", action="version", version=f"auth-mcp {package_version()}")
+    commands = parser.add_subparsers(dest="command", title="commands (optional; without one, auth-mcp serves)", metavar="COMMAND")
+    commands.add_parser("serve", parents=[serving], help="serve MCP clients (the default)", epilog=SETTINGS_HELP)
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON instead of a table or sentence")
+
     db = commands.add_parser("db", help="database schema")
-    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply pending schema migrations")
+
     clients = commands.add_parser("clients", help="registered MCP clients")
-    client_commands = clients.add_subparsers(dest="clients_command", required=True)
-    client_commands.add_parser("list", help="list registered clients")
-    delete = client_commands.add_parser("delete", help="delete a client and revoke its grants (also at GitHub)")
-    delete.add_argument("client_id")
-    grants = commands.add_parser("grants", help="people's authorizations")
-    grant_commands = grants.add_subparsers(dest="grants_command", required=True)
-    listing = grant_commands.add_parser("list", help="list grants")
-    listing.add_argument("--user", help="only this GitHub login or numeric id")
-    revoke = commands.add_parser("revoke-user", help="revoke a person's access everywhere (also at GitHub)")
-    revoke.add_argument("user", help="GitHub login or numeric id")
-    commands.add_parser("purge", help="delete expired codes, tokens, requests and unused registrations now")
+    client_commands = clients.add_subparsers(dest="clients_command", required=True, metavar="ACTION")
+    client_commands.add_parser("list", parents=[as_json], help="list registered clients with their names")
+    delete = client_commands.add_parser("delete", parents=[as_json], help="delete a client and revoke its grants (also at GitHub)")
+    delete.add_argument("client_id", metavar="CLIENT_ID")
+
+    grants = commands.add_parser("grants", help="people's authorizations of clients")
+    grant_commands = grants.add_subparsers(dest="grants_command", required=True, metavar="ACTION")
+    listing = grant_commands.add_parser("list", parents=[as_json], help="list grants")
+    listing.add_argument("--user", metavar="LOGIN|ID", help="only this GitHub login or numeric id")
+    revoke = grant_commands.add_parser("revoke", parents=[as_json], help="revoke one grant (also at GitHub)")
+    revoke.add_argument("grant", metavar="GRANT", help="the grant id, or its first characters as `grants list` shows them")
+
+    person = commands.add_parser("revoke-user", parents=[as_json], help="revoke every grant of a person (also at GitHub)")
+    person.add_argument("user", metavar="LOGIN|ID", help="GitHub login or numeric id")
+    commands.add_parser("purge", parents=[as_json], help="delete expired codes, tokens, sign-ins and unused registrations now")
     return parser
 
 
-def load_settings(args: argparse.Namespace) -> Settings:
-    overrides = {name: getattr(args, name) for name in ("transport", "host", "port") if getattr(args, name, None) is not None}
+def settings_from(args: argparse.Namespace) -> tuple[Settings, Sources]:
+    flags = {name: getattr(args, name) for name in ("transport", "host", "port") if getattr(args, name, None) is not None}
+    sources = Sources.read(flags=flags)
     try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        problems = "\n".join(f"  - {error['msg'].removeprefix('Value error, ')}" for error in exc.errors())
-        raise SystemExit(f"auth-mcp cannot start, its configuration needs fixing:\n{problems}") from None
+        return load_settings(sources), sources
+    except ConfigurationError as exc:
+        # A misspelt name often explains the mistake (the intended setting kept its default).
+        problems = [*exc.problems, *unknown_setting_names(sources)]
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        raise SystemExit(f"auth-mcp cannot start; its configuration needs fixing:\n{lines}\n{SETTINGS_HELP}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    from auth_mcp.http.logs import configure_logging
+
     args = _parser().parse_args(argv)
-    settings = load_settings(args)
-    configure_logging(settings.log_level, settings.log_format)
+    settings, sources = settings_from(args)
+    administering = args.command in (*ADMIN_COMMANDS, "db")
+    # The admin commands print their answer; the log says only what went wrong (or all, at DEBUG).
+    configure_logging(settings.log_level if settings.log_level == "DEBUG" or not administering else "WARNING", settings.log_format)
+    for warning in unknown_setting_names(sources):
+        logger.warning(warning)
     if args.command == "db":
-        asyncio.run(_db_upgrade(settings))
+        _run(_db_upgrade(settings), settings)
         return
-    if args.command in ("clients", "grants", "revoke-user", "purge"):
-        asyncio.run(_admin(settings, args))
+    if args.command in ADMIN_COMMANDS:
+        report = _run(_admin(settings, args), settings)
+        _print(report, as_json=args.json)
+        if not report.ok:
+            raise SystemExit(1)
         return
     serve(settings)
 
 
-async def _admin(settings: Settings, args: argparse.Namespace) -> None:
-    app = create_app(settings)
+def _run(coroutine: Any, settings: Settings) -> Any:
+    """Run a command; a database that cannot be opened ends it with a sentence, not a traceback."""
     try:
-        async with app.router.lifespan_context(app):
-            services = app.state.services
-            if args.command == "clients" and args.clients_command == "list":
-                lines = admin.list_clients(services)
-            elif args.command == "clients":
-                lines = admin.delete_client(services, args.client_id)
-            elif args.command == "grants":
-                lines = admin.list_grants(services, args.user)
-            elif args.command == "revoke-user":
-                lines = admin.revoke_person(services, args.user)
-            else:
-                lines = admin.purge(services)
-            for line in await lines:
-                print(line)
+        return asyncio.run(coroutine)
     except SchemaError as exc:
         raise SystemExit(f"auth-mcp: {exc}") from None
+    except Exception as exc:
+        sentence = explain_database_failure(exc, settings.database_url)
+        if sentence is None:
+            raise
+        raise SystemExit(f"auth-mcp cannot open its database: {sentence}") from None
+
+
+def _print(report: admin.Report, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.data if report.ok else {"error": " ".join(report.problems)}, indent=2))
+    else:
+        for line in report.lines:
+            print(line)
+    for problem in report.problems:
+        print(f"auth-mcp: {problem}", file=sys.stderr)
+
+
+@contextlib.asynccontextmanager
+async def _operator(settings: Settings) -> AsyncIterator[admin.Operator]:
+    """Storage and revocation, built without the server (no MCP server, no routes): the commands
+    start in a fraction of the server's time and print nothing of its start-up."""
+    import httpx
+
+    from auth_mcp.authorization.expiry import Purger
+    from auth_mcp.authorization.revocation import Revoker
+    from auth_mcp.clock import SystemClock
+    from auth_mcp.crypto import Keyring
+    from auth_mcp.github.client import DEFAULT_TIMEOUT, GitHubClient
+    from auth_mcp.keys import secret_key
+    from auth_mcp.storage.engine import create_engine
+    from auth_mcp.storage.migrate import prepare_schema
+    from auth_mcp.storage.notifications import Announcer
+    from auth_mcp.storage.store import SqlStore
+
+    clock = SystemClock()
+    engine = create_engine(settings.database_url)
+    nothing_cached = admin.NothingCached()
+    announcer = Announcer(engine=engine, on_revoked=nothing_cached.forget_grant, on_gap=nothing_cached.forget_all)
+    # The real GitHub, to give revoked people's tokens back; in dev mode the stand-in lives in the
+    # server's process and keeps nothing this one could revoke.
+    http = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
+    github = GitHubClient(
+        http=http,
+        web_url=settings.github_url,
+        api_url=settings.github_api_url,
+        client_id=settings.github_client_id or "dev-mode",
+        client_secret=settings.github_client_secret or SecretStr(""),
+        clock=clock,
+    )
+    store = SqlStore(engine=engine, clock=clock)
+    revoker = Revoker(
+        store=store,
+        verifier=nothing_cached,
+        github=github,
+        keyring=Keyring.from_setting(secret_key(settings)),
+        revoke_at_github=settings.revoke_github_tokens and not settings.dev_mode,
+        announce=announcer.announce,
+    )
+    try:
+        await prepare_schema(engine, upgrade_outdated=settings.is_sqlite)
+        yield admin.Operator(store=store, revoker=revoker, purger=Purger(store=store, revoker=revoker, clock=clock))
+    finally:
+        await http.aclose()
+        await engine.dispose()
+
+
+async def _admin(settings: Settings, args: argparse.Namespace) -> admin.Report:
+    async with _operator(settings) as operator:
+        if args.command == "clients":
+            if args.clients_command == "list":
+                return await admin.list_clients(operator)
+            return await admin.delete_client(operator, args.client_id)
+        if args.command == "grants":
+            if args.grants_command == "list":
+                return await admin.list_grants(operator, args.user)
+            return await admin.revoke_grant(operator, args.grant)
+        if args.command == "revoke-user":
+            return await admin.revoke_person(operator, args.user)
+        return await admin.purge(operator)
 
 
 async def _db_upgrade(settings: Settings) -> None:
+    from auth_mcp.storage.engine import create_engine
+    from auth_mcp.storage.migrate import upgrade
+
     engine = create_engine(settings.database_url)
     try:
         await upgrade(engine)
     finally:
         await engine.dispose()
-    logger.info("database schema is up to date (%s)", _safe_url(settings.database_url))
+    print(f"The database schema is up to date ({_safe_url(settings.database_url)}).")
 
 
 async def _check_schema(settings: Settings) -> None:
+    from auth_mcp.storage.engine import create_engine
+    from auth_mcp.storage.migrate import prepare_schema
+
     engine = create_engine(settings.database_url)
     try:
         await prepare_schema(engine, upgrade_outdated=settings.is_sqlite)
@@ -113,22 +227,47 @@ async def _check_schema(settings: Settings) -> None:
 
 
 def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
     return make_url(url).render_as_string(hide_password=True)
 
 
+class _ReadyLine(logging.Filter):
+    """uvicorn's "Uvicorn running on http://127.0.0.1:8000" names the socket, not the URL clients
+    must use (the issuer's; OAuth compares it as a string). Its line becomes ours."""
+
+    def __init__(self, mcp_url: str) -> None:
+        super().__init__()
+        self._mcp_url = mcp_url
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("Uvicorn running on"):
+            record.msg = "auth-mcp is ready: connect MCP clients to %s (press Ctrl+C to stop)"
+            record.args = (self._mcp_url,)
+            record.__dict__.pop("color_message", None)
+        return True
+
+
 def serve(settings: Settings) -> None:
-    try:
-        asyncio.run(_check_schema(settings))
-    except SchemaError as exc:
-        raise SystemExit(f"auth-mcp cannot start: {exc}") from None
+    import uvicorn
+
+    from auth_mcp.app import create_app
+    from auth_mcp.keys import key_file_path
+
+    if settings.issuer_warning:
+        logger.warning(settings.issuer_warning)
+    _run(_check_schema(settings), settings)
     try:
         app = create_app(settings)
+    except PermissionError as exc:
+        raise SystemExit(f"auth-mcp cannot start: {explain_database_failure(exc, settings.database_url) or exc}") from None
     except ValueError as exc:
         raise SystemExit(f"auth-mcp cannot start: {exc}") from None
     endpoint = "/mcp" if settings.transport == "streamable-http" else "/sse"
     mode = "dev (built-in GitHub stand-in)" if settings.dev_mode else f"GitHub ({settings.github_url})"
     logger.info(
-        "auth-mcp serving %s%s over %s on %s:%d; store %s; mode %s",
+        "auth-mcp %s serving %s%s over %s on %s:%d; store %s; mode %s",
+        package_version(),
         settings.issuer,
         endpoint,
         settings.transport,
@@ -152,12 +291,17 @@ def serve(settings: Settings) -> None:
         )
     if settings.metrics and settings.metrics_token is None:
         logger.info("/metrics is not served: set AUTH_MCP_METRICS_TOKEN to let Prometheus scrape it with that bearer token")
+    logging.getLogger("uvicorn.error").addFilter(_ReadyLine(settings.issuer + endpoint))
     _raise_open_file_limit()
     uvicorn.Server(server_config(app, settings)).run()
 
 
 def server_config(app: Any, settings: Settings) -> uvicorn.Config:
     """How uvicorn serves the app (tests/support/server.py serves it the same way)."""
+    import uvicorn
+
+    from auth_mcp.http.read_deadlines import header_deadline_protocol
+
     return uvicorn.Config(
         app,
         host=settings.host,

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from auth_mcp.http.hosts import is_loopback_host
+from auth_mcp.storage.database_url import normalise_database_url
 
 Transport = Literal["streamable-http", "sse"]
 
@@ -113,6 +114,36 @@ class Settings(BaseSettings):
                 raise ValueError(f"AUTH_MCP_TRUSTED_PROXIES: {item!r} is not an IP address or CIDR range") from None
         return value
 
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        # An origin is scheme://host[:port] (RFC 6454), exactly as the browser sends it.
+        for item in value:
+            parts = urlsplit(item)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(
+                    f"AUTH_MCP_ALLOWED_ORIGINS: {item!r} is not an origin; write it as the browser sends it, "
+                    f"scheme included: http://{item.split('://', 1)[-1]}"
+                )
+            if parts.path not in ("", "/") or parts.query or parts.fragment:
+                raise ValueError(
+                    f"AUTH_MCP_ALLOWED_ORIGINS: {item!r} is not an origin (no path): {parts.scheme}://{parts.netloc}"
+                )
+        return [item.rstrip("/") for item in value]
+
+    @field_validator("log_level", "log_format", "transport", mode="before")
+    @classmethod
+    def _any_case(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str):
+            return value.strip().upper() if info.field_name == "log_level" else value.strip().lower()
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, value: str) -> str:
+        # postgres://, postgresql+psycopg://, sqlite:///... as providers print them (database_url.py).
+        return normalise_database_url(value)
+
     @field_validator("server_url", "github_url", "github_api_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
@@ -121,55 +152,74 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        # Every problem at once, one per line (settings_problems.py reports them line by line).
+        problems = self._problems()
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def _problems(self) -> list[str]:
+        problems: list[str] = []
         if bool(self.github_client_id) != bool(self.github_client_secret and self.github_client_secret.get_secret_value()):
-            raise ValueError(
+            problems.append(
                 "AUTH_MCP_GITHUB_CLIENT_ID and AUTH_MCP_GITHUB_CLIENT_SECRET must be set together "
                 "(set both for a GitHub OAuth App, or neither for dev mode)"
             )
-        url = urlsplit(self.issuer)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ValueError(f"AUTH_MCP_SERVER_URL must be an http(s) URL, got {self.issuer!r}")
-        if url.path not in ("", "/") or url.query or url.fragment:
-            raise ValueError(
-                f"AUTH_MCP_SERVER_URL must be an origin such as https://mcp.example.com, without path, "
-                f"query or fragment (got {self.issuer!r}); serve auth-mcp at the root of its own host name"
-            )
-        loopback = is_loopback_host(url.hostname)
-        if url.scheme != "https" and not loopback:
-            # OAuth 2.1 §1.5 / RFC 8414 §2: the issuer uses https unless it is on loopback.
-            raise ValueError(
-                f"AUTH_MCP_SERVER_URL must use https:// on a non-loopback host (got {self.issuer!r}); "
-                "terminate TLS in front of auth-mcp and set the public https URL"
-            )
-        if self.dev_mode and not loopback:
-            raise ValueError(
-                "dev mode (no AUTH_MCP_GITHUB_CLIENT_ID / AUTH_MCP_GITHUB_CLIENT_SECRET) only runs on a loopback "
-                f"AUTH_MCP_SERVER_URL, got {self.issuer!r}: its built-in GitHub stand-in lets anyone log in as "
-                "anyone. Set the GitHub OAuth App credentials to serve other hosts"
-            )
-        if self.dev_mode and not is_loopback_host(self.host):
-            raise ValueError(
-                f"dev mode refuses to listen on the non-loopback address {self.host!r}: its built-in GitHub "
-                "stand-in lets anyone log in as anyone. Set the GitHub OAuth App credentials, or bind 127.0.0.1"
-            )
+        problems += self._issuer_problems()
         for name, value in (("AUTH_MCP_GITHUB_URL", self.github_url), ("AUTH_MCP_GITHUB_API_URL", self.github_api_url)):
             if urlsplit(value).scheme not in ("http", "https"):
-                raise ValueError(f"{name} must be an http(s) URL, got {value!r}")
-        if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError(
-                "AUTH_MCP_DATABASE_URL must be sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB, "
-                f"got a URL with scheme {self.database_url.split(':', 1)[0]!r}"
-            )
+                problems.append(f"{name} must be an http(s) URL, got {value!r}")
         if not self.is_sqlite and self.secret_key is None:
-            raise ValueError(
+            problems.append(
                 "AUTH_MCP_SECRET_KEY is required with PostgreSQL: every replica must encrypt and sign with the "
                 "same key (generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
             )
         if self.secret_key is not None:
             keys = [k for k in self.secret_key.get_secret_value().split(",") if k.strip()]
             if not keys or any(len(k.strip()) < 32 for k in keys):
-                raise ValueError("AUTH_MCP_SECRET_KEY must hold keys of at least 32 characters (comma-separated to rotate)")
-        return self
+                problems.append("AUTH_MCP_SECRET_KEY must hold keys of at least 32 characters (comma-separated to rotate)")
+        return problems
+
+    def _issuer_problems(self) -> list[str]:
+        url = urlsplit(self.issuer)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            return [f"AUTH_MCP_SERVER_URL must be an http(s) URL, got {self.issuer!r}"]
+        problems: list[str] = []
+        if url.path not in ("", "/") or url.query or url.fragment:
+            problems.append(
+                f"AUTH_MCP_SERVER_URL must be an origin such as https://mcp.example.com, without path, "
+                f"query or fragment (got {self.issuer!r}); serve auth-mcp at the root of its own host name"
+            )
+        loopback = is_loopback_host(url.hostname)
+        if url.scheme != "https" and not loopback:
+            # OAuth 2.1 §1.5 / RFC 8414 §2: the issuer uses https unless it is on loopback.
+            problems.append(
+                f"AUTH_MCP_SERVER_URL must use https:// on a non-loopback host (got {self.issuer!r}); "
+                "terminate TLS in front of auth-mcp and set the public https URL"
+            )
+        if self.dev_mode and not loopback:
+            problems.append(
+                "dev mode (no AUTH_MCP_GITHUB_CLIENT_ID / AUTH_MCP_GITHUB_CLIENT_SECRET) only runs on a loopback "
+                f"AUTH_MCP_SERVER_URL, got {self.issuer!r}: its built-in GitHub stand-in lets anyone log in as "
+                "anyone. Set the GitHub OAuth App credentials to serve other hosts"
+            )
+        if self.dev_mode and not is_loopback_host(self.host):
+            problems.append(
+                f"dev mode refuses to listen on the non-loopback address {self.host!r}: its built-in GitHub "
+                "stand-in lets anyone log in as anyone. Set the GitHub OAuth App credentials, or bind 127.0.0.1"
+            )
+        return problems
+
+    @property
+    def issuer_warning(self) -> str | None:
+        """A sentence when the issuer cannot be what clients on other machines reach."""
+        if self.server_url is None and not self.dev_mode and not is_loopback_host(self.host):
+            return (
+                f"listening on {self.host} but AUTH_MCP_SERVER_URL is not set, so the issuer that clients must reach "
+                f"is {self.issuer}: clients on other machines will fail. Set AUTH_MCP_SERVER_URL to the public URL "
+                "(https://...) they use"
+            )
+        return None
 
     # Derived values -------------------------------------------------------------------------
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,6 +18,7 @@ import httpx
 import pytest
 
 from tests.support.process import ROOT, clean_env, serving
+from tests.support.server import free_port
 
 
 def test_with_no_configuration_main_py_serves_dev_mode_and_stops_cleanly(tmp_path: Path) -> None:
@@ -80,6 +84,8 @@ def test_the_transport_flag_switches_to_sse(tmp_path: Path) -> None:
     with serving("--transport", "sse", cwd=tmp_path) as (_, url):
         assert httpx.get(f"{url}/.well-known/oauth-protected-resource/sse").json()["resource"] == f"{url}/sse"
         assert httpx.get(f"{url}/sse").status_code == 401
+        # /mcp is not this transport's endpoint: no OAuth challenge that could never succeed.
+        assert httpx.post(f"{url}/mcp").status_code == 404
 
 
 def test_python_dash_m_and_the_console_script_start_the_same_server(tmp_path: Path) -> None:
@@ -149,3 +155,108 @@ def test_the_server_refuses_an_outdated_postgresql_schema_until_db_upgrade(tmp_p
     )
     assert upgraded.returncode == 0, upgraded.stderr
     assert asyncio.run(at(None)) == "current"
+
+
+def main_py(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd, env=clean_env(**env), capture_output=True, text=True, timeout=60)
+
+
+def test_every_configuration_mistake_is_named_with_its_variable_and_source_at_once(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("AUTH_MCP_ACCESS_TOKEN_TTL=abc\nAUTH_MCP_DATABSE_URL=sqlite:///x.db\n")
+    result = main_py(["--port", "99999"], tmp_path, AUTH_MCP_LOG_LEVEL="debug", AUTH_MCP_ALLOWED_ORIGINS="localhost:6274")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    for line in (
+        "  - --port 99999: must be at most 65535",
+        "  - AUTH_MCP_ACCESS_TOKEN_TTL=abc (from .env): must be a whole number",
+        "  - AUTH_MCP_ALLOWED_ORIGINS: 'localhost:6274' is not an origin; write it as the browser sends it, "
+        "scheme included: http://localhost:6274 (from the environment)",
+    ):
+        assert line in result.stderr.splitlines(), result.stderr
+    assert "LOG_LEVEL" not in result.stderr  # lower case is fine
+    assert "  - AUTH_MCP_DATABSE_URL (in .env) is not an auth-mcp setting and is ignored; did you mean AUTH_MCP_DATABASE_URL?" in result.stderr
+
+
+def test_a_misspelt_setting_is_named_with_the_intended_one(tmp_path: Path) -> None:
+    result = main_py(["purge"], tmp_path, AUTH_MCP_GITHUB_CLIENTID="Ov23li")
+    assert result.returncode == 0
+    assert "AUTH_MCP_GITHUB_CLIENTID (in the environment) is not an auth-mcp setting and is ignored; did you mean AUTH_MCP_GITHUB_CLIENT_ID?" in result.stderr
+
+
+def test_a_public_listener_with_github_and_no_server_url_is_warned_about_its_localhost_issuer(tmp_path: Path) -> None:
+    with serving("--host", "0.0.0.0", cwd=tmp_path, AUTH_MCP_GITHUB_CLIENT_ID="Ov23li", AUTH_MCP_GITHUB_CLIENT_SECRET="s") as (process, url):
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+        output = process.stdout.read() if process.stdout else ""
+    assert f"listening on 0.0.0.0 but AUTH_MCP_SERVER_URL is not set, so the issuer that clients must reach is {url}" in output
+
+
+def test_the_server_names_one_url_for_clients_and_not_uvicorns_socket(tmp_path: Path) -> None:
+    with serving(cwd=tmp_path) as (process, url):
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+        output = process.stdout.read() if process.stdout else ""
+    assert f"auth-mcp is ready: connect MCP clients to {url}/mcp" in output
+    assert "Uvicorn running on" not in output
+
+
+SECRET = {"AUTH_MCP_SECRET_KEY": "k" * 40}
+
+
+def _refusal(tmp_path: Path, database_url: str) -> str:
+    result = main_py([], tmp_path, AUTH_MCP_DATABASE_URL=database_url, **({} if database_url.startswith("sqlite") else SECRET))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stderr.strip()
+
+
+def test_nothing_listening_at_the_postgresql_address_is_a_sentence(tmp_path: Path) -> None:
+    port = free_port()
+    assert _refusal(tmp_path, f"postgres://postgres@127.0.0.1:{port}/test") == (
+        f"auth-mcp cannot open its database: nothing is listening at 127.0.0.1:{port}, where AUTH_MCP_DATABASE_URL "
+        "says PostgreSQL is. Start PostgreSQL there, or correct the host and port."
+    )
+
+
+def test_an_unknown_database_or_role_is_a_sentence_naming_it(tmp_path: Path) -> None:
+    unknown_database = _refusal(tmp_path, "postgresql://postgres@127.0.0.1:5432/no_such_database")
+    assert unknown_database.startswith('auth-mcp cannot open its database: PostgreSQL at 127.0.0.1:5432 has no database "no_such_database". Create it')
+    unknown_role = _refusal(tmp_path, "postgresql+psycopg://no_such_role@127.0.0.1:5432/test")
+    assert unknown_role.startswith('auth-mcp cannot open its database: PostgreSQL at 127.0.0.1:5432 has no role "no_such_role"')
+
+
+def test_sslmode_require_against_a_server_without_tls_is_a_sentence(tmp_path: Path) -> None:
+    refusal = _refusal(tmp_path, "postgres://postgres@127.0.0.1:5432/test?sslmode=require")
+    assert "PostgreSQL at 127.0.0.1:5432 does not offer TLS, but AUTH_MCP_DATABASE_URL asks for it" in refusal
+
+
+def test_a_sqlite_path_in_a_missing_directory_is_a_sentence(tmp_path: Path) -> None:
+    refusal = _refusal(tmp_path, f"sqlite:///{tmp_path}/missing/auth.db")
+    assert refusal == (
+        f"auth-mcp cannot open its database: the SQLite database {tmp_path}/missing/auth.db cannot be created: the directory "
+        f"{tmp_path}/missing does not exist. Create it, or point AUTH_MCP_DATABASE_URL at an existing directory."
+    )
+
+
+def test_a_sqlite_path_in_a_read_only_directory_is_a_sentence(tmp_path: Path) -> None:
+    # As root a read-only directory is still writable: run the server as nobody (setpriv), in a
+    # directory nobody can reach but not write.
+    base = Path(tempfile.mkdtemp(prefix="auth-mcp-ro-", dir="/tmp"))
+    try:
+        read_only = base / "ro"
+        read_only.mkdir()
+        base.chmod(0o755)
+        read_only.chmod(0o555)
+        command = [sys.executable, str(ROOT / "main.py")]
+        if os.geteuid() == 0:
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        result = subprocess.run(
+            command, cwd=read_only, env=clean_env(AUTH_MCP_DATABASE_URL=f"sqlite:///{read_only}/auth.db"), capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.strip() == (
+            f"auth-mcp cannot open its database: the SQLite database {read_only}/auth.db cannot be opened: the directory "
+            f"{read_only} is not writable by this user (uid {65534 if os.geteuid() == 0 else os.geteuid()}), and SQLite needs "
+            "to create files beside the database. Make it writable, or point AUTH_MCP_DATABASE_URL at a directory this user can write."
+        )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import httpx
+from mcp.server.auth.routes import build_resource_metadata_url
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
@@ -31,16 +32,20 @@ from auth_mcp.app.core import SERVER_NAME, Core, build_core
 from auth_mcp.app.github import dev_github_mount
 from auth_mcp.app.lifespan import Closer, database_readiness, lifespan
 from auth_mcp.app.resource import ResourceServer, build_resource_server, check_tool_scopes
-from auth_mcp.app.services import Services, key_file_path
+from auth_mcp.app.services import Services
+from auth_mcp.authorization.account import ACCOUNT_PATH
 from auth_mcp.authorization.cimd import MetadataDocumentClients
 from auth_mcp.authorization.expiry import Purger
 from auth_mcp.clock import Clock, SystemClock
 from auth_mcp.github.devserver import DevGitHubOptions
 from auth_mcp.http.access_log import AccessLog
+from auth_mcp.http.front_page import FrontPage
 from auth_mcp.http.health import healthz, readyz
+from auth_mcp.http.loopback_alias import LoopbackAliasGuard
 from auth_mcp.http.rate_limit import RateLimit, TokenBuckets, default_limits
 from auth_mcp.http.read_deadlines import BodyReadDeadline
 from auth_mcp.http.routing import Shortcut
+from auth_mcp.keys import key_file_path
 from auth_mcp.scopes import DEFAULT_SCOPE, SUPPORTED_SCOPES
 from auth_mcp.settings import Settings
 from auth_mcp.tools import BUILTIN_TOOLS, ToolSpec
@@ -56,7 +61,9 @@ __all__ = ["SERVER_LAYERS", "Services", "create_app", "key_file_path"]
 # - body_deadline: a body that arrives too slowly ends in a 408, logged (being inside
 #   access_log), before any endpoint, the MCP endpoint included, waits on it;
 # - mcp_shortcut: tool calls skip the router (they are still logged, being inside access_log).
-SERVER_LAYERS: tuple[str, ...] = ("proxy_headers", "access_log", "body_deadline", "mcp_shortcut")
+# - loopback_alias: on a loopback issuer, a request by the other loopback name is told the URL to
+#   use before any route answers it with URLs that name the issuer (logged: inside access_log);
+SERVER_LAYERS: tuple[str, ...] = ("proxy_headers", "access_log", "loopback_alias", "body_deadline", "mcp_shortcut")
 
 
 def create_app(
@@ -131,7 +138,7 @@ def _routes(
 
     def rate_limited(path: str, app: ASGIApp) -> ASGIApp:
         limit = limits.get(path)
-        return app if limit is None else RateLimit(app, name=path, limit=limit, buckets=buckets)
+        return app if limit is None else RateLimit(app, name=path, limit=limit, buckets=buckets, pages=core.pages)
 
     return [
         *resource.routes,
@@ -145,6 +152,7 @@ def _routes(
         ),
         *protected_resource_routes(core.audience, issuer=issuer, scopes=[DEFAULT_SCOPE], name=SERVER_NAME),
         *browser_routes(authorization, rate_limited=rate_limited),
+        Route("/", _front_page(core).show, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz(lambda: database_readiness(core.engine)), methods=["GET"]),
         *(
@@ -157,6 +165,19 @@ def _routes(
     ]
 
 
+def _front_page(core: Core) -> FrontPage:
+    return FrontPage(
+        pages=core.pages,
+        server_name=SERVER_NAME,
+        mcp_url=core.audience.canonical,
+        transport=core.settings.transport,
+        account_url=core.settings.issuer + ACCOUNT_PATH,
+        metadata_url=core.settings.issuer + "/.well-known/oauth-authorization-server",
+        resource_metadata_url=str(build_resource_metadata_url(core.audience.canonical)),  # type: ignore[arg-type]
+        dev_mode=core.settings.dev_mode,
+    )
+
+
 def _server_middleware(core: Core, *, shortcut: Route | None) -> list[Middleware]:
     """SERVER_LAYERS as Starlette middleware, outermost first; a layer with nothing to do is left out."""
     proxies = list(core.settings.trusted_proxies)
@@ -165,6 +186,11 @@ def _server_middleware(core: Core, *, shortcut: Route | None) -> list[Middleware
         "proxy_headers": Middleware(ProxyHeadersMiddleware, trusted_hosts=proxies) if proxies else None,
         # One log line per request, with the path but never the query string.
         "access_log": Middleware(AccessLog, metrics=core.metrics),
+        "loopback_alias": (
+            Middleware(LoopbackAliasGuard, issuer=core.settings.issuer, mcp_url=core.audience.canonical)
+            if LoopbackAliasGuard.applies(core.settings.issuer)
+            else None
+        ),
         # Slow headers are uvicorn's to cut off (cli.server_config); slow bodies ours.
         "body_deadline": Middleware(BodyReadDeadline, seconds=core.settings.body_timeout),
         "mcp_shortcut": Middleware(Shortcut, route=shortcut) if shortcut is not None else None,

@@ -17,6 +17,14 @@ from starlette.types import ASGIApp
 
 from auth_mcp.app.core import CALLBACK_PATH, Core
 from auth_mcp.authorization.access_policy import AccessPolicy, MembershipRecheck
+from auth_mcp.authorization.account import (
+    ACCOUNT_PATH,
+    REVOKE_PATH,
+    SIGN_IN_PATH,
+    SIGN_OUT_PATH,
+    AccountPages,
+)
+from auth_mcp.authorization.account import CALLBACK_SUFFIX as ACCOUNT_CALLBACK_SUFFIX
 from auth_mcp.authorization.browser import BrowserBinding
 from auth_mcp.authorization.callback import GitHubCallback
 from auth_mcp.authorization.cimd import MetadataDocumentClients
@@ -44,6 +52,7 @@ class AuthorizationServer:
     clients: ClientDirectory
     consent: Consent
     callback: GitHubCallback
+    account: AccountPages
 
 
 def build_authorization_server(
@@ -102,7 +111,18 @@ def build_authorization_server(
         issuer=issuer,
         callback_url=callback_url,
     )
-    return AuthorizationServer(provider=provider, clients=clients, consent=consent, callback=callback)
+    account = AccountPages(
+        grants=store,
+        revoker=core.revoker,
+        github=github,
+        keyring=keyring,
+        browser=browser,
+        pages=pages,
+        clock=clock,
+        issuer=issuer,
+        callback_url=callback_url,
+    )
+    return AuthorizationServer(provider=provider, clients=clients, consent=consent, callback=callback, account=account)
 
 
 def authorization_server_metadata(issuer: str, *, offered_scopes: Sequence[str]) -> OAuthMetadata:
@@ -176,7 +196,7 @@ def oauth_routes(
 
 
 def browser_routes(server: AuthorizationServer, *, rate_limited: RateLimited) -> list[BaseRoute]:
-    """The pages a person's browser visits: consent, and the way back from GitHub."""
+    """The pages a person's browser visits: consent, the way back from GitHub, and the account page."""
 
     def page(path: str, handler: object, method: str) -> Route:
         if method == "POST":
@@ -188,4 +208,9 @@ def browser_routes(server: AuthorizationServer, *, rate_limited: RateLimited) ->
         page("/consent", server.consent.show, "GET"),
         page("/consent", server.consent.decide, "POST"),
         page(CALLBACK_PATH, server.callback.handle, "GET"),
+        page(ACCOUNT_PATH, server.account.show, "GET"),
+        page(SIGN_IN_PATH, server.account.sign_in, "GET"),
+        page(CALLBACK_PATH + ACCOUNT_CALLBACK_SUFFIX, server.account.callback, "GET"),
+        page(REVOKE_PATH, server.account.revoke, "POST"),
+        page(SIGN_OUT_PATH, server.account.sign_out, "POST"),
     ]

@@ -8,7 +8,6 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth_mcp.app.github import GitHubSide, build_github
-from auth_mcp.app.services import secret_key
 from auth_mcp.authorization.revocation import Revoker
 from auth_mcp.clock import Clock
 from auth_mcp.crypto import Keyring
@@ -16,6 +15,7 @@ from auth_mcp.github.devserver import DevGitHubOptions
 from auth_mcp.github.person import PersonGitHub
 from auth_mcp.http.metrics import Metrics
 from auth_mcp.http.pages import Pages
+from auth_mcp.keys import secret_key
 from auth_mcp.resource.audience import Audience
 from auth_mcp.resource.sse_sessions import SseSessions
 from auth_mcp.resource.verifier import CachedVerifier
@@ -25,6 +25,7 @@ from auth_mcp.storage.notifications import Announcer
 from auth_mcp.storage.store import SqlStore
 
 SERVER_NAME = "auth-mcp"
+
 CALLBACK_PATH = "/github/callback"
 
 

@@ -9,18 +9,20 @@ from dataclasses import dataclass
 from mcp.server.auth.routes import build_resource_metadata_url
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from auth_mcp.app.core import SERVER_NAME, Core
 from auth_mcp.github.person import PersonGitHub
 from auth_mcp.http.cors import BrowserCors
 from auth_mcp.http.dns_rebinding import DnsRebindingGuard
+from auth_mcp.http.routing import AsgiEndpoint
 from auth_mcp.resource.bearer import BearerGuard
 from auth_mcp.resource.stateless_stream import NoServerStream
 from auth_mcp.scopes import DEFAULT_SCOPE
 from auth_mcp.settings import Settings
 from auth_mcp.tools.kit import SCOPES_META_KEY, ToolServices, ToolSpec
+from auth_mcp.version import package_version
 
 # The MCP endpoint's guards, outermost first. Each one's place has a reason, which
 # tests/app/test_layers.py checks:
@@ -73,6 +75,9 @@ def build_mcp_server(settings: Settings, *, tools: Sequence[ToolSpec], people: C
         instructions="Tools that act on GitHub as the person who signed in.",
         lifespan=tool_lifespan,
         log_level=settings.log_level,
+        # initialize's serverInfo.version: the installed package's version.
+        version=package_version(),
+        website_url=settings.issuer,
     )
     for spec in tools:
         mcp.add_tool(
@@ -120,6 +125,9 @@ def build_resource_server(core: Core, *, tools: Sequence[ToolSpec]) -> ResourceS
         # The session manager's ASGI handler behind the guards; the shortcut takes /mcp straight there.
         route = Route("/mcp", guarded(mcp.session_manager.handle_request))
         return ResourceServer(mcp=mcp, routes=[route], fallback_routes=[], shortcut=route)
-    # The SDK's SSE app routes /sse and /messages/ itself; it is mounted last, behind the guards.
-    sse_app = mcp.sse_app(sse_path="/sse", message_path="/messages/", transport_security=no_sdk_guard)
-    return ResourceServer(mcp=mcp, routes=[], fallback_routes=[Mount("", app=guarded(sse_app))], shortcut=None)
+    # The SDK's SSE app routes /sse and /messages/ itself; exactly those two paths reach it, behind
+    # the guards. Any other path (/mcp included) is not this resource: 404, not an OAuth challenge
+    # that would send a streamable-HTTP client into a sign-in that cannot succeed.
+    sse_app = AsgiEndpoint(guarded(mcp.sse_app(sse_path="/sse", message_path="/messages/", transport_security=no_sdk_guard)))
+    routes: list[BaseRoute] = [Route("/sse", sse_app, methods=["GET"]), Route("/messages/", sse_app, methods=["POST"])]
+    return ResourceServer(mcp=mcp, routes=[], fallback_routes=routes, shortcut=None)

@@ -96,6 +96,14 @@ class Consent:
                 hint="Start signing in again from your application.",
                 error="invalid_request",
             )
+        if pending.consumed_at is not None:
+            return self._pages.error(
+                status_code=400,
+                title="Sign-in finished",
+                message="This sign-in request is already complete: you approved it and signed in with GitHub.",
+                hint="You can close this tab. To sign in again, start from your application.",
+                error="invalid_request",
+            )
         if pending.upstream_state_hash is not None:
             return self._pages.error(
                 status_code=400,

@@ -27,6 +27,7 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
 from auth_mcp import tokens
 from auth_mcp.authorization.access_policy import Decision
+from auth_mcp.authorization.cimd import is_metadata_document_url
 from auth_mcp.authorization.client_directory import ClientDirectory
 from auth_mcp.authorization.clients import RegisteredClient
 from auth_mcp.authorization.revocation import Revoker
@@ -181,7 +182,28 @@ class AuthServerProvider:
             )
             raise TokenError("invalid_grant", "authorization code was already used")
         self._metrics.tokens_issued.labels("authorization_code").inc()
+        await self._retire_superseded(authorization_code.grant_id)
         return self._token_response(access, refresh, pair)
+
+    async def _retire_superseded(self, grant_id: str) -> None:
+        """One person, one live grant per client: a new grant ends the person's older grants of the
+        same client whose scopes it covers (a step-up to more scopes, or a repeated sign-in).
+
+        Only once the new grant's code is redeemed, so the client holds working tokens before the
+        old ones stop; the client replaces its tokens with the new pair, so its later refreshes
+        use the new grant. Not for metadata-document clients: their client id is one URL shared
+        by every installation (every laptop running the same app), so an older grant may be
+        another installation's. Nor when the new grant has fewer scopes than an older one: that is
+        more likely another installation than a step-up.
+        """
+        grant = await self._store.get_grant(grant_id)
+        if grant is None or is_metadata_document_url(grant.client_id):
+            return
+        for older in await self._store.list_grants(github_user_id=grant.github_user_id):
+            if older.grant_id != grant_id and older.client_id == grant.client_id and set(older.scopes) <= set(grant.scopes):
+                await self._revoker.revoke_grant(
+                    older.grant_id, reason=f"superseded by grant {grant_id[:8]} ({' '.join(grant.scopes)})", at_github=True
+                )
 
     # /token: refresh_token ---------------------------------------------------------------------
 

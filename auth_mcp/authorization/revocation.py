@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from auth_mcp.crypto import DecryptionError, Keyring
 from auth_mcp.github.client import GitHub
 from auth_mcp.github.models import GitHubError
-from auth_mcp.resource.verifier import CachedVerifier
 from auth_mcp.storage.records import Grant
 from auth_mcp.storage.store import Store
 
@@ -27,12 +27,19 @@ async def _announce_nowhere(_grant_id: str) -> None:
     return None
 
 
+class TokenCache(Protocol):
+    """Where this process remembers verified tokens (resource/verifier.py's CachedVerifier)."""
+
+    def forget_grant(self, grant_id: str) -> None:
+        """Drop every remembered token of the grant, before the revoking call returns."""
+
+
 class Revoker:
     def __init__(
         self,
         *,
         store: Store,
-        verifier: CachedVerifier,
+        verifier: TokenCache,
         github: GitHub,
         keyring: Keyring,
         revoke_at_github: bool,

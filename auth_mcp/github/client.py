@@ -294,7 +294,12 @@ def _message(response: httpx.Response) -> str:
 
 
 def _label(path: str) -> str:
-    """A low-cardinality name for metrics: /user/memberships/orgs/acme -> user.memberships.orgs."""
+    """A low-cardinality name for metrics: /user/memberships/orgs/acme -> user.memberships.orgs.
+
+    The query string is not part of it (`/user/emails?per_page=100` -> user.emails): a tool's
+    parameter must not create a time series per value.
+    """
+    path = path.split("?", 1)[0].split("#", 1)[0]
     parts = [part for part in path.strip("/").split("/") if part]
     if parts[:3] == ["user", "memberships", "orgs"]:
         parts = parts[:3]

@@ -58,7 +58,7 @@ class DevGitHubOptions:
 
     client_id: str
     client_secret: str
-    # The only callback URL accepted (GitHub checks redirect_uri against the OAuth App's).
+    # The OAuth App's callback URL: redirect_uri must be it or a subdirectory of it, as at GitHub.
     callback_url: str
     # None: classic OAuth App tokens that never expire. Seconds: expiring tokens with refresh.
     token_ttl: int | None = None
@@ -141,8 +141,9 @@ class DevGitHub:
                 status_code=404, title="Unknown OAuth application", message="The client_id is not this app's."
             )
         redirect_uri = params.get("redirect_uri") or self.options.callback_url
-        if redirect_uri != self.options.callback_url:
-            # GitHub shows its own page for a redirect_uri outside the app's callback URL.
+        if redirect_uri != self.options.callback_url and not redirect_uri.startswith(self.options.callback_url + "/"):
+            # GitHub shows its own page for a redirect_uri outside the app's callback URL; like
+            # GitHub, a subdirectory of it is accepted (the account page's sign-in uses one).
             return self._pages.error(
                 status_code=400,
                 title="Redirect URI mismatch",

@@ -18,6 +18,9 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth_mcp.clock import Clock
+from auth_mcp.http.headers import request_headers
+from auth_mcp.http.negotiation import prefers_html
+from auth_mcp.http.pages import Pages
 
 MAX_TRACKED_CLIENTS = 100_000
 
@@ -46,6 +49,11 @@ def default_limits(per_minute: int) -> dict[str, Limit]:
         "/authorize": Limit(per_minute),
         "/consent": Limit(per_minute),
         "/github/callback": Limit(per_minute),
+        "/account": Limit(per_minute),
+        "/account/sign-in": Limit(per_minute),
+        "/account/revoke": Limit(per_minute),
+        "/account/sign-out": Limit(per_minute),
+        "/github/callback/account": Limit(per_minute),
     }
 
 
@@ -70,13 +78,18 @@ class TokenBuckets:
 
 
 class RateLimit:
-    """Wraps one endpoint: 429 with `Retry-After` once a client IP's bucket for it is empty."""
+    """Wraps one endpoint: 429 with `Retry-After` once a client IP's bucket for it is empty.
 
-    def __init__(self, app: ASGIApp, *, name: str, limit: Limit, buckets: TokenBuckets) -> None:
+    The refusal is an OAuth-style JSON error for programs, and a page for a person's browser
+    (an Accept header that prefers HTML), which would otherwise show raw JSON.
+    """
+
+    def __init__(self, app: ASGIApp, *, name: str, limit: Limit, buckets: TokenBuckets, pages: Pages | None = None) -> None:
         self._app = app
         self._name = name
         self._limit = limit
         self._buckets = buckets
+        self._pages = pages
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS":
@@ -88,6 +101,17 @@ class RateLimit:
             await self._app(scope, receive, send)
             return
         retry_after = str(max(1, math.ceil(wait)))
+        if self._pages is not None and prefers_html(request_headers(scope).get(b"accept", b"").decode("latin-1")):
+            page = self._pages.error(
+                status_code=429,
+                title="Too many requests",
+                message="This server received too many requests from your network in the last minute.",
+                hint=f"Wait {retry_after} seconds, then reload this page.",
+                error="temporarily_unavailable",
+            )
+            page.headers["Retry-After"] = retry_after
+            await page(scope, receive, send)
+            return
         body = {"error": "temporarily_unavailable", "error_description": f"Too many requests; retry in {retry_after} seconds"}
         headers = {"retry-after": retry_after, "cache-control": "no-store"}
         await JSONResponse(body, status_code=429, headers=headers)(scope, receive, send)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from typing import Any
 
@@ -10,30 +11,47 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from auth_mcp.storage.database_url import normalise_database_url, postgres_connection
+
+# asyncpg's own default; a provider URL's connect_timeout replaces it.
+POSTGRES_CONNECT_TIMEOUT = 60.0
+
 
 def create_engine(database_url: str) -> AsyncEngine:
-    """An async engine tuned for its backend.
+    """An async engine tuned for its backend, for a URL in any spelling database_url.py accepts.
 
     SQLite: one connection per process, so the process's writes queue in asyncio instead of
     fighting over the file lock; WAL journal; foreign keys on (they are off by default in
     SQLite, and revocation cascades rely on them); every transaction `BEGIN IMMEDIATE` so that a
     second process (the admin command) waits for the lock instead of failing mid-transaction.
+
+    PostgreSQL: asyncpg connects with the URL as a libpq DSN, which it parses itself, so that
+    sslmode, sslrootcert and the other libpq parameters mean what they mean to libpq
+    (SQLAlchemy would pass them to asyncpg as unknown keyword arguments).
     """
+    database_url = normalise_database_url(database_url)
     if database_url.startswith("sqlite"):
         _create_private_file(make_url(database_url).database)
         engine = create_async_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=30)
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(database_url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
+    import asyncpg  # PostgreSQL only
+
+    connection = postgres_connection(database_url)
+    connect = functools.partial(asyncpg.connect, connection.dsn, timeout=connection.timeout or POSTGRES_CONNECT_TIMEOUT)
+    return create_async_engine(
+        database_url, async_creator=connect, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800
+    )
 
 
 def _create_private_file(database: str | None) -> None:
     """Create the SQLite file readable by its owner only, like the key file beside it: it holds
     encrypted GitHub tokens and token hashes. SQLite gives its -wal and -shm files the same mode.
-    An existing file keeps the mode its operator gave it."""
+    An existing file keeps the mode its operator gave it; a file that cannot be created here is
+    left to SQLite, whose failure start-up explains (database_errors.py)."""
     if not database or database == ":memory:" or database.startswith("file:"):
         return
-    with contextlib.suppress(FileExistsError):
+    with contextlib.suppress(OSError):
         os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 

@@ -1,8 +1,10 @@
-"""Revocations reach every replica: PostgreSQL LISTEN/NOTIFY.
+"""Revocations reach every replica: PostgreSQL LISTEN/NOTIFY; on SQLite, other processes' writes.
 
 A replica that ends a grant (revocation, replay, rotation, a dead GitHub token) announces its id
 on a channel; every replica listening drops that grant's tokens from its verification cache at
-once. With SQLite there is one process and nothing to tell. If the listening connection is
+once. With SQLite there is one server process, but the admin commands revoke from a process of
+their own: the server notices their commits within half a second (sqlite_changes.py) and drops
+its cache. If the listening connection is
 lost, notices may have been missed, so the cache is emptied and the connection re-opened; the
 cache's short entry lifetime (verifier.py) bounds staleness even before that.
 """
@@ -16,8 +18,10 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth_mcp.storage.database_url import postgres_connection
+from auth_mcp.storage.sqlite_changes import ForeignWriteWatch
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +39,7 @@ class Announcer:
         self._postgres = engine.dialect.name == "postgresql"
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self._sqlite_watch = ForeignWriteWatch(engine=engine, on_change=on_gap) if engine.dialect.name == "sqlite" else None
 
     @property
     def enabled(self) -> bool:
@@ -48,6 +53,8 @@ class Announcer:
             await conn.execute(text("SELECT pg_notify(:channel, :grant_id)"), {"channel": CHANNEL, "grant_id": grant_id})
 
     async def start(self) -> None:
+        if self._sqlite_watch is not None:
+            await self._sqlite_watch.start()
         if not self._postgres or self._task is not None:
             return
         self._task = asyncio.create_task(self._listen_forever(), name="auth-mcp revocation listener")
@@ -56,6 +63,8 @@ class Announcer:
                 await self._listening.wait()
 
     async def stop(self) -> None:
+        if self._sqlite_watch is not None:
+            await self._sqlite_watch.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -65,11 +74,11 @@ class Announcer:
     async def _listen_forever(self) -> None:
         import asyncpg  # PostgreSQL only
 
-        dsn = make_url(self._engine.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        connection_args = postgres_connection(self._engine.url.render_as_string(hide_password=False))
         attempt = 0
         while True:
             try:
-                connection = await asyncpg.connect(dsn, timeout=10)
+                connection = await asyncpg.connect(connection_args.dsn, timeout=connection_args.timeout or 10)
             except (OSError, asyncpg.PostgresError) as exc:
                 delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
                 logger.warning("revocation listener cannot connect (%s); retrying in %s s", type(exc).__name__, delay)

@@ -32,6 +32,8 @@ class PendingAuthorization:
     # Set once the person approved.
     upstream_state_hash: str | None = None
     github_verifier_enc: str | None = None
+    # Set once GitHub's callback finished the sign-in (the row stays until it expires).
+    consumed_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

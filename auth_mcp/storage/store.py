@@ -66,6 +66,7 @@ class Store(Protocol):
     async def add_grant_with_code(self, grant: Grant, code: CodeRecord) -> None: ...
     async def get_grant(self, grant_id: str) -> Grant | None: ...
     async def list_grants(self, *, github_user_id: int | None = None) -> list[Grant]: ...
+    async def last_token_issued(self, grant_ids: Sequence[str]) -> dict[str, int]: ...
     async def update_github_credentials(self, grant_id: str, credentials: GitHubCredentials) -> bool: ...
     async def acquire_refresh_lease(self, grant_id: str, *, until: int) -> bool: ...
     async def release_refresh_lease(self, grant_id: str) -> None: ...
@@ -245,6 +246,22 @@ class SqlStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_grant(row) for row in rows]
+
+    async def last_token_issued(self, grant_ids: Sequence[str]) -> dict[str, int]:
+        """When each grant last got a token pair (from its code or a refresh): the time its client
+        last signed in or refreshed. Refresh tokens are read because rotated ones are kept until
+        they expire, while expired access tokens are purged."""
+        if not grant_ids:
+            return {}
+        table = s.refresh_tokens
+        query = (
+            select(table.c.grant_id, func.max(table.c.created_at))
+            .where(table.c.grant_id.in_(list(grant_ids)))
+            .group_by(table.c.grant_id)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {grant_id: int(created_at) for grant_id, created_at in rows}
 
     async def update_github_credentials(self, grant_id: str, credentials: GitHubCredentials) -> bool:
         async with self._engine.begin() as conn:

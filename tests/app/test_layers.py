@@ -16,7 +16,7 @@ from tests.support.server import in_process
 
 
 def test_the_layers_are_the_ones_whose_reasons_are_tested_here() -> None:
-    assert SERVER_LAYERS == ("proxy_headers", "access_log", "body_deadline", "mcp_shortcut")
+    assert SERVER_LAYERS == ("proxy_headers", "access_log", "loopback_alias", "body_deadline", "mcp_shortcut")
     assert MCP_ENDPOINT_LAYERS == ("host_origin", "browser_cors", "bearer", "streams")
 
 
@@ -106,3 +106,15 @@ async def test_bearer_before_streams_a_get_without_a_token_is_asked_for_one(db_u
         _, issued = await login(env)
         response = await env.http.get("/mcp", headers={"authorization": f"Bearer {issued.access_token}"})
         assert response.status_code == 405
+
+
+async def test_loopback_alias_before_the_mcp_shortcut_and_inside_access_log_a_tool_call_by_the_other_name_is_told_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with in_process(server_url="http://localhost:8000") as env:
+        other = env.client(base_url="http://127.0.0.1:8000")
+        with caplog.at_level(logging.INFO, logger="auth_mcp.access"):
+            response = await other.post("/mcp", json={})
+        await other.aclose()
+        assert response.status_code == 421 and "use http://localhost:8000/mcp" in response.text
+        assert any('"POST /mcp" 421' in record.getMessage() for record in caplog.records if record.name == "auth_mcp.access")

@@ -173,3 +173,15 @@ async def test_browsers_send_the_consent_forms_own_origin_so_it_is_accepted(db_u
         assert page.headers["referrer-policy"] == "same-origin"
         response = await browser.post("/consent", data={**form, "decision": "approve"}, headers={"origin": env.issuer})
         assert response.status_code == 303
+
+
+async def test_the_consent_page_after_the_sign_in_finished_says_so_instead_of_pointing_to_github(db_url: str) -> None:
+    async with in_process(database_url=db_url) as env:
+        client = await new_client(env)
+        browser = env.browser()
+        page_url = await consent_url(env, client)
+        await browser.go(page_url, until=client.redirect_uri)
+        again = await browser.http.get(page_url)  # the back button, or the tab left open
+        assert again.status_code == 400
+        assert "Sign-in finished" in again.text and "already complete" in again.text
+        assert "finish it on GitHub" not in again.text

@@ -267,3 +267,22 @@ def test_the_authorize_url_asks_for_exactly_the_scopes_with_pkce_s256(github: Gi
     assert params["scope"] == "read:user user:email"
     assert params["state"] == "st" and params["code_challenge"] == "ch" and params["code_challenge_method"] == "S256"
     assert params["client_id"] == "app-id" and params["redirect_uri"] == "https://mcp/cb"
+
+
+@respx.mock
+async def test_the_metric_label_of_a_call_leaves_out_the_query_string() -> None:
+    seen: list[str] = []
+    respx.get(f"{API}/user/emails").respond(json=[])
+    async with httpx.AsyncClient() as http:
+        github = GitHubClient(
+            http=http,
+            web_url=WEB,
+            api_url=API,
+            client_id="app-id",
+            client_secret=SecretStr("app-secret"),
+            clock=FakeClock(NOW),
+            observer=lambda label, _status, _remaining: seen.append(label),
+        )
+        for page_size in (100, 50):
+            await github.get_json("gho_abc", f"/user/emails?per_page={page_size}")
+    assert seen == ["user.emails", "user.emails"]

@@ -62,3 +62,17 @@ def test_buckets_refill_over_time() -> None:
     assert 0 < wait <= 1
     clock.advance(1)
     assert buckets.take(("a", "/x"), limit) == 0
+
+
+async def test_a_rate_limited_person_in_a_browser_gets_a_page_and_a_program_gets_json(db_url: str) -> None:
+    async with in_process(database_url=db_url, rate_limit_per_minute=2) as env:
+        http = client_from(env, "203.0.113.10")
+        browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+        for _ in range(2):
+            await http.get("/account", headers=browser)
+        page = await http.get("/account", headers=browser)
+        assert page.status_code == 429 and page.headers["content-type"].startswith("text/html")
+        assert "Too many requests" in page.text and "reload this page" in page.text
+        assert int(page.headers["retry-after"]) >= 1 and page.headers["x-frame-options"] == "DENY"
+        program = await http.get("/account", headers={"Accept": "application/json"})
+        assert program.status_code == 429 and program.json()["error"] == "temporarily_unavailable"

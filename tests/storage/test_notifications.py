@@ -59,3 +59,16 @@ async def test_without_notifications_the_cache_lifetime_bounds_staleness(tmp_pat
         assert (await call_tool(a, tokens.access_token, "whoami")).status_code == 401
         clock.advance(31)
         assert (await call_tool(b, tokens.access_token, "whoami")).status_code == 401
+
+
+async def test_on_sqlite_a_revocation_by_another_process_is_refused_within_a_second(db_url: str) -> None:
+    # Two apps on one SQLite file have two connections, as the server and an admin command do.
+    async with replicas(db_url, FakeClock()) as (server, admin):
+        _, tokens = await login(server)
+        assert (await call_tool(server, tokens.access_token, "whoami")).status_code == 200  # now cached
+        grant = (await admin.services.store.list_grants())[0]
+        await admin.services.revoker.revoke_grant(grant.grant_id, reason="test", at_github=False)
+        started = time.monotonic()
+        while (await call_tool(server, tokens.access_token, "whoami")).status_code != 401:
+            assert time.monotonic() - started < 1.0, "the server still accepts the revoked token"
+            await asyncio.sleep(0.02)

@@ -106,7 +106,8 @@ class InProcess:
     def client(self, **kwargs: Any) -> httpx.AsyncClient:
         """Another user agent (own cookie jar) talking to the same app."""
         kwargs.setdefault("follow_redirects", False)
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url=self.issuer, **kwargs)
+        kwargs.setdefault("base_url", self.issuer)
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), **kwargs)
 
     def browser(self, **kwargs: Any) -> Browser:
         browser = Browser(http=self.client(), **kwargs)

@@ -8,7 +8,7 @@ import httpx
 
 from auth_mcp.github.devserver import DevGitHub, user_id_for
 from auth_mcp.tools.kit import SCOPES_META_KEY
-from tests.support.oauth import authorize, call_tool, exchange, login, mcp_call, new_client
+from tests.support.oauth import authorize, call_tool, exchange, login, mcp_call, refresh
 from tests.support.server import InProcess, in_process
 
 
@@ -116,10 +116,10 @@ async def test_when_github_revokes_the_app_the_tool_says_sign_in_again_and_the_t
 
 async def test_githubs_per_app_token_limit_evicting_a_token_kills_that_grant_only(db_url: str) -> None:
     async with in_process(database_url=db_url) as env:
-        client = await new_client(env)
-        _, oldest = await login(env, client, login="judy")
+        # Each sign-in through its own client: a repeated sign-in of one client ends the older grant itself.
+        _, oldest = await login(env, login="judy")
         for _ in range(10):  # GitHub keeps 10 tokens per user, app and scope
-            _, newest = await login(env, client, login="judy")
+            _, newest = await login(env, login="judy")
         assert result(await call_tool(env, oldest.access_token, "get_user_profile"))["isError"] is True
         assert (await call_tool(env, oldest.access_token, "whoami")).status_code == 401
         assert result(await call_tool(env, newest.access_token, "get_user_profile"))["isError"] is False
@@ -132,3 +132,30 @@ async def test_a_github_outage_during_a_tool_call_is_a_tool_error_not_a_dead_gra
         answer = result(await call_tool(env, issued.access_token, "get_user_profile"))
         assert answer["isError"] is True and "502" in answer["content"][0]["text"]
         assert result(await call_tool(env, issued.access_token, "get_user_profile"))["isError"] is False
+
+
+async def test_after_a_step_up_the_person_holds_one_live_grant_per_client_and_the_new_one_refreshes(db_url: str) -> None:
+    async with in_process(database_url=db_url) as env:
+        client, narrow = await login(env, login="gina")
+        _, other_client = await login(env, login="gina")  # another client of the same person
+        browser = env.browser(login="gina")
+        outcome, verifier = await authorize(env, client, browser=browser, scope="read:user user:email")
+        wide = (await exchange(env, client, outcome["code"], verifier)).json()
+        grants = [g for g in await env.services.store.list_grants() if g.client_id == client.client_id]
+        assert [g.scopes for g in grants] == [("read:user", "user:email")]
+        # The older grant's tokens are over; the new pair works and refreshes.
+        assert (await call_tool(env, narrow.access_token, "whoami")).status_code == 401
+        assert (await refresh(env, client, narrow.refresh_token)).json()["error"] == "invalid_grant"
+        refreshed = await refresh(env, client, wide["refresh_token"])
+        assert refreshed.status_code == 200, refreshed.text
+        assert (await call_tool(env, refreshed.json()["access_token"], "whoami")).status_code == 200
+        # Another client of the same person is not touched.
+        assert (await call_tool(env, other_client.access_token, "whoami")).status_code == 200
+
+
+async def test_a_narrower_authorization_of_the_same_client_leaves_the_wider_grant_alone(db_url: str) -> None:
+    async with in_process(database_url=db_url) as env:
+        client, wide = await login(env, login="gina", scope="read:user user:email")
+        _, narrow = await login(env, client, login="gina", scope="read:user")
+        assert (await call_tool(env, wide.access_token, "whoami")).status_code == 200
+        assert (await call_tool(env, narrow.access_token, "whoami")).status_code == 200

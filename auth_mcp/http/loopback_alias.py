@@ -1,0 +1,83 @@
+"""One URL on loopback: a request to `127.0.0.1` for a `localhost` server (or the reverse) is told
+which URL to use.
+
+OAuth compares the issuer and the resource as strings (RFC 8414 §3.3, RFC 9728 §3.3): a client
+pointed at `http://127.0.0.1:8000/mcp` while this server is `http://localhost:8000` fails with
+"Protected resource http://localhost:8000/mcp does not match expected http://127.0.0.1:8000/mcp",
+and cookies set on one name are not sent to the other, so a sign-in half on each fails too.
+Both names reach the same socket, so instead of half-working we answer the other name:
+a browser asking for a page is redirected to the same path on the right name; anything else
+gets 421 Misdirected Request (RFC 9110 §15.5.20) whose body names the URL to use.
+
+Only loopback names of a loopback issuer on the same port are concerned; health checks and
+metrics scrapes (which address a process by IP) are answered whatever the name.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from auth_mcp.http.headers import request_headers
+from auth_mcp.http.hosts import is_loopback_host
+from auth_mcp.http.negotiation import prefers_html
+
+ANY_NAME_PATHS = ("/healthz", "/readyz", "/metrics")
+
+
+class LoopbackAliasGuard:
+    def __init__(self, app: ASGIApp, *, issuer: str, mcp_url: str) -> None:
+        self._app = app
+        own = urlsplit(issuer)
+        self._issuer = issuer
+        self._mcp_url = mcp_url
+        self._host = (own.hostname or "").lower()
+        self._port = own.port or (443 if own.scheme == "https" else 80)
+        self._active = is_loopback_host(self._host)
+
+    @staticmethod
+    def applies(issuer: str) -> bool:
+        return is_loopback_host(urlsplit(issuer).hostname)
+
+    def _is_alias(self, host_header: str) -> bool:
+        parts = urlsplit(f"//{host_header}")
+        try:
+            port = parts.port
+        except ValueError:
+            return False
+        name = (parts.hostname or "").lower()
+        return name != self._host and is_loopback_host(name) and (port or 80) == self._port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self._active or scope["path"] in ANY_NAME_PATHS:
+            await self._app(scope, receive, send)
+            return
+        headers = request_headers(scope)
+        host = headers.get(b"host", b"").decode("latin-1")
+        if not host or not self._is_alias(host):
+            await self._app(scope, receive, send)
+            return
+        if scope["method"] in ("GET", "HEAD") and prefers_html(headers.get(b"accept", b"").decode("latin-1")):
+            query = scope.get("query_string", b"").decode("latin-1")
+            location = self._issuer + scope["path"] + (f"?{query}" if query else "")
+            await _answer(send, 307, b"", [(b"location", location.encode("latin-1"))])
+            return
+        message = f"This server is {self._issuer}, not http://{host}: use {self._mcp_url}"
+        if scope["path"].startswith(("/mcp", "/sse", "/messages")):
+            body = {"jsonrpc": "2.0", "error": {"code": -32600, "message": message}}
+        else:
+            body = {"error": "invalid_request", "error_description": message}
+        await _answer(send, 421, json.dumps(body).encode(), [(b"content-type", b"application/json")])
+
+
+async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
