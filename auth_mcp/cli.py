@@ -148,9 +148,8 @@ async def _operator(settings: Settings) -> AsyncIterator[admin.Operator]:
     from auth_mcp.authorization.expiry import Purger
     from auth_mcp.authorization.revocation import Revoker
     from auth_mcp.clock import SystemClock
-    from auth_mcp.crypto import Keyring
+    from auth_mcp.crypto import Keyring, resolve_secret
     from auth_mcp.github.client import DEFAULT_TIMEOUT, GitHubClient
-    from auth_mcp.keys import secret_key
     from auth_mcp.storage.engine import create_engine
     from auth_mcp.storage.migrate import prepare_schema
     from auth_mcp.storage.notifications import Announcer
@@ -176,7 +175,7 @@ async def _operator(settings: Settings) -> AsyncIterator[admin.Operator]:
         store=store,
         verifier=nothing_cached,
         github=github,
-        keyring=Keyring.from_setting(secret_key(settings)),
+        keyring=Keyring.from_setting(resolve_secret(settings.secret_key, key_file=settings.key_file)),
         revoke_at_github=settings.revoke_github_tokens and not settings.dev_mode,
         announce=announcer.announce,
     )
@@ -252,7 +251,6 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from auth_mcp.app import create_app
-    from auth_mcp.keys import key_file_path
 
     if settings.issuer_warning:
         logger.warning(settings.issuer_warning)
@@ -276,7 +274,7 @@ def serve(settings: Settings) -> None:
         _safe_url(settings.database_url),
         mode,
     )
-    key_file = key_file_path(settings)
+    key_file = settings.key_file
     if key_file is not None:
         logger.info("encryption key file: %s (back it up with the database)", key_file)
     if settings.dev_mode:

@@ -20,6 +20,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from itsdangerous import URLSafeTimedSerializer
+from pydantic import SecretStr
 
 __all__ = ["DecryptionError", "Keyring", "load_or_create_key_file"]
 
@@ -101,3 +102,13 @@ def load_or_create_key_file(path: Path) -> str:
     finally:
         temporary.unlink()
     return value
+
+
+def resolve_secret(setting: SecretStr | None, *, key_file: Path | None) -> str:
+    """The secret key: the configured one, else the one generated once into `key_file`, else
+    (in-memory SQLite: nothing persists, so neither need the key) a fresh one."""
+    if setting is not None:
+        return setting.get_secret_value()
+    if key_file is None:
+        return secrets.token_urlsafe(32)
+    return load_or_create_key_file(key_file)

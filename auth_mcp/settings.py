@@ -246,3 +246,10 @@ class Settings(BaseSettings):
         if not path or path == ":memory:":
             return None
         return Path(path)
+
+    @property
+    def key_file(self) -> Path | None:
+        """Where the secret key is generated when AUTH_MCP_SECRET_KEY is not set: beside the SQLite
+        database (None for PostgreSQL, which needs the setting, and for in-memory SQLite)."""
+        path = self.sqlite_path
+        return None if self.secret_key is not None or path is None else path.with_name(path.name + ".key")

@@ -45,13 +45,12 @@ from auth_mcp.http.loopback_alias import LoopbackAliasGuard
 from auth_mcp.http.rate_limit import RateLimit, TokenBuckets, default_limits
 from auth_mcp.http.read_deadlines import BodyReadDeadline
 from auth_mcp.http.routing import Shortcut
-from auth_mcp.keys import key_file_path
 from auth_mcp.scopes import DEFAULT_SCOPE, SUPPORTED_SCOPES
 from auth_mcp.settings import Settings
 from auth_mcp.tools import BUILTIN_TOOLS, ToolSpec
 from auth_mcp.tools.loading import load_tools
 
-__all__ = ["SERVER_LAYERS", "Services", "create_app", "key_file_path"]
+__all__ = ["SERVER_LAYERS", "Services", "create_app"]
 
 # The middleware around every request, outermost first. Each one's place has a reason, which
 # tests/app/test_layers.py checks:

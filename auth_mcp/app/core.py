@@ -10,12 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from auth_mcp.app.github import GitHubSide, build_github
 from auth_mcp.authorization.revocation import Revoker
 from auth_mcp.clock import Clock
-from auth_mcp.crypto import Keyring
+from auth_mcp.crypto import Keyring, resolve_secret
 from auth_mcp.github.devserver import DevGitHubOptions
 from auth_mcp.github.person import PersonGitHub
 from auth_mcp.http.metrics import Metrics
 from auth_mcp.http.pages import Pages
-from auth_mcp.keys import secret_key
 from auth_mcp.resource.audience import Audience
 from auth_mcp.resource.sse_sessions import SseSessions
 from auth_mcp.resource.verifier import CachedVerifier
@@ -65,7 +64,7 @@ def build_core(
     dev_github_options: DevGitHubOptions | None,
 ) -> Core:
     issuer = settings.issuer
-    keyring = Keyring.from_setting(secret_key(settings))
+    keyring = Keyring.from_setting(resolve_secret(settings.secret_key, key_file=settings.key_file))
     pages = Pages(server_name=SERVER_NAME)
     metrics = Metrics()
     github = build_github(
