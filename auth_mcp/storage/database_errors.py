@@ -114,18 +114,20 @@ def _explain_postgres(exc: BaseException, target: DatabaseTarget) -> str | None:
 
 
 def _explain_sqlite(exc: BaseException, target: DatabaseTarget) -> str | None:
-    if isinstance(exc, PermissionError) and exc.filename:
-        # The key file beside the database (app.secret_key), or the database itself.
+    path = Path(target.path) if target.path is not None else None
+    # The database file itself could not be created (engine.py creates it 0600 before SQLite opens it).
+    creating = path is not None and isinstance(exc, OSError) and exc.filename == str(path)
+    if isinstance(exc, PermissionError) and exc.filename and not creating:
+        # The key file beside the database (crypto.resolve_secret).
         return (
             f"auth-mcp cannot write {exc.filename}: permission denied for this user (uid {os.getuid()}). "
             f"Make its directory writable, or point {_VARIABLE} at a directory this user can write."
         )
-    if not isinstance(exc, sqlite3.Error) or target.path is None:
+    if path is None or not (creating or isinstance(exc, sqlite3.Error)):
         return None
-    path = Path(target.path)
     directory = path.parent.resolve() if path.parent != Path("") else Path.cwd()
     message = str(exc)
-    if "unable to open database file" in message:
+    if creating or "unable to open database file" in message:
         if not directory.exists():
             return (
                 f"the SQLite database {path} cannot be created: the directory {directory} does not exist. "

@@ -47,11 +47,11 @@ def create_engine(database_url: str) -> AsyncEngine:
 def _create_private_file(database: str | None) -> None:
     """Create the SQLite file readable by its owner only, like the key file beside it: it holds
     encrypted GitHub tokens and token hashes. SQLite gives its -wal and -shm files the same mode.
-    An existing file keeps the mode its operator gave it; a file that cannot be created here is
-    left to SQLite, whose failure start-up explains (database_errors.py)."""
+    An existing file keeps the mode its operator gave it. A file that cannot be created raises
+    here, before any connection exists, and start-up explains why (database_errors.py)."""
     if not database or database == ":memory:" or database.startswith("file:"):
         return
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 

@@ -74,9 +74,11 @@ async def post(server: RunningServer, endpoint: str, token: str) -> int:
 
 
 async def two_grants(env: InProcess) -> tuple[Client, Tokens, Tokens]:
+    # The same person through two clients: two grants (signing in again through one client would
+    # end its older grant, provider._retire_superseded).
     client = await new_client(env)
     _, first = await login(env, client, login="alice")
-    _, second = await login(env, client, login="alice")  # the same person, client and scopes: another grant
+    _, second = await login(env, await new_client(env), login="alice")
     return client, first, second
 
 
