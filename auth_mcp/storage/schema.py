@@ -137,3 +137,12 @@ refresh_tokens = Table(
     # Kept after rotation so that a replay is recognised and revokes the grant (OAuth 2.1 §4.3.1).
     Column("rotated_at", BigInteger, nullable=True),
 )
+
+used_assertions = Table(
+    "used_assertions",
+    metadata,
+    # SHA-256 of (client_id, jti) of a client assertion (RFC 7523 §3 item 7: each jti once).
+    Column("key_hash", _HASH, primary_key=True),
+    # When the assertion (plus clock-skew leeway) expires; the row may go after that.
+    Column("expires_at", BigInteger, nullable=False, index=True),
+)
