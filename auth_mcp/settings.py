@@ -78,9 +78,17 @@ class Settings(BaseSettings):
     # Logging out also revokes the person's token at GitHub.
     revoke_github_tokens: bool = True
 
+    # How clients may introduce themselves: dynamic client registration (RFC 7591, /register) and
+    # client ID metadata documents (an https client_id, fetched). The metadata says which are on.
+    dynamic_registration: bool = True
+    client_metadata_documents: bool = True
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # text (default) or json: one JSON object per line, for log pipelines. Both carry the request id.
     log_format: Literal["text", "json"] = "text"
+    # Database driver logs (SQL statements, connection events) at the log level; off by default,
+    # since at DEBUG they are hundreds of lines per login. Bound parameters are never logged.
+    log_sql: bool = False
     # Serve Prometheus metrics at /metrics, only to `Authorization: Bearer <metrics_token>`;
     # without a token /metrics is not served.
     metrics: bool = True

@@ -47,6 +47,7 @@ from auth_mcp.http.read_deadlines import BodyReadDeadline
 from auth_mcp.http.routing import Shortcut
 from auth_mcp.scopes import DEFAULT_SCOPE, SUPPORTED_SCOPES
 from auth_mcp.settings import Settings
+from auth_mcp.storage.records import PurgeCounts
 from auth_mcp.tools import BUILTIN_TOOLS, ToolSpec
 from auth_mcp.tools.loading import load_tools
 
@@ -93,6 +94,11 @@ def create_app(
     authorization = build_authorization_server(core, documents=documents, offered_scopes=scopes)
     resource = build_resource_server(core, tools=tools)
     purger = Purger(store=core.store, revoker=core.revoker, clock=core.clock)
+
+    async def purge() -> PurgeCounts:
+        await authorization.ledger.purge_expired()  # client assertions' ids, once they expired
+        return await purger.run_once()
+
     closers: list[Closer] = [core.github.http.aclose] if core.github.owns_http else []
     if metadata_documents is None:
         closers.append(documents.aclose)
@@ -101,7 +107,7 @@ def create_app(
         middleware=_server_middleware(core, shortcut=resource.shortcut),
         lifespan=lifespan(
             engine=core.engine,
-            purge=purger.run_once,
+            purge=purge,
             announcer=core.announcer,
             mcp=resource.mcp,
             streamable=settings.transport == "streamable-http",
@@ -148,6 +154,8 @@ def _routes(
             pages=core.pages,
             offered_scopes=offered_scopes,
             rate_limited=rate_limited,
+            dynamic_registration=settings.dynamic_registration,
+            metadata_documents=settings.client_metadata_documents,
         ),
         *protected_resource_routes(core.audience, issuer=issuer, scopes=[DEFAULT_SCOPE], name=SERVER_NAME),
         *browser_routes(authorization, rate_limited=rate_limited),

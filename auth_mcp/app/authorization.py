@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from mcp.server.auth.handlers.metadata import MetadataHandler, ProtectedResourceMetadataHandler
@@ -27,21 +28,33 @@ from auth_mcp.authorization.account import (
 from auth_mcp.authorization.account import CALLBACK_SUFFIX as ACCOUNT_CALLBACK_SUFFIX
 from auth_mcp.authorization.browser import BrowserBinding
 from auth_mcp.authorization.callback import GitHubCallback
-from auth_mcp.authorization.cimd import MetadataDocumentClients
+from auth_mcp.authorization.cimd import ClientMetadataError, MetadataDocumentClients
+from auth_mcp.authorization.client_assertion import (
+    PRIVATE_KEY_JWT,
+    SIGNING_ALGORITHMS,
+    AssertionRefused,
+    ClientAssertions,
+    ClientKeys,
+)
+from auth_mcp.authorization.client_authentication import ClientAuthentication
 from auth_mcp.authorization.client_directory import ClientDirectory
 from auth_mcp.authorization.consent import Consent
-from auth_mcp.authorization.endpoints import AuthorizeEndpoint, RevokeEndpoint, TokenEndpoint
+from auth_mcp.authorization.endpoints import AuthorizeEndpoint, RegisterEndpoint, RevokeEndpoint, TokenEndpoint
 from auth_mcp.authorization.provider import AuthServerProvider
+from auth_mcp.clock import Clock
 from auth_mcp.http.cors import public_cors
 from auth_mcp.http.pages import Pages
 from auth_mcp.http.routing import AsgiEndpoint, NoStore, body_limited
 from auth_mcp.resource.audience import Audience
+from auth_mcp.scopes import OFFLINE_ACCESS
+from auth_mcp.storage.replay import SqlReplayLedger
 
 # Bodies are bounded before anything parses them (a 256 MB consent form once cost 222 MiB).
 REGISTRATION_BODY_LIMIT = 16 * 1024  # RFC 7591 metadata is small; bound what a stranger can store
 OAUTH_BODY_LIMIT = 16 * 1024  # /authorize, /token, /revoke: a few parameters, a JWT assertion at most
 CONSENT_BODY_LIMIT = 4 * 1024  # the consent form: a request id, a CSRF token and the decision
 AUTH_METHODS = ["none", "client_secret_post", "client_secret_basic"]
+TOKEN_PATH = "/token"
 
 RateLimited = Callable[[str, ASGIApp], ASGIApp]  # (path, app) -> the app behind that path's rate limit
 
@@ -50,9 +63,11 @@ RateLimited = Callable[[str, ASGIApp], ASGIApp]  # (path, app) -> the app behind
 class AuthorizationServer:
     provider: AuthServerProvider
     clients: ClientDirectory
+    authenticator: ClientAuthentication
     consent: Consent
     callback: GitHubCallback
     account: AccountPages
+    ledger: SqlReplayLedger
 
 
 def build_authorization_server(
@@ -62,7 +77,11 @@ def build_authorization_server(
     github, pages, metrics = core.github.client, core.pages, core.metrics
     issuer = settings.issuer
     clients = ClientDirectory(
-        store=store, keyring=keyring, documents=documents, offered_scopes=offered_scopes, max_unused=settings.max_unused_clients
+        store=store,
+        keyring=keyring,
+        documents=documents if settings.client_metadata_documents else None,
+        offered_scopes=offered_scopes,
+        max_unused=settings.max_unused_clients,
     )
     policy = AccessPolicy(allowed_users=settings.allowed_users, allowed_orgs=settings.allowed_orgs)
     provider = AuthServerProvider(
@@ -79,6 +98,8 @@ def build_authorization_server(
         max_pending=settings.max_pending_authorizations,
         recheck=MembershipRecheck(policy=policy, store=store, people=core.people) if policy.restricted else None,
     )
+    ledger = SqlReplayLedger(engine=core.engine, clock=clock)
+    authenticator = _client_authentication(provider, documents=documents, ledger=ledger, clock=clock, issuer=issuer)
     browser = BrowserBinding(keyring=keyring, secure=urlsplit(issuer).scheme == "https")
 
     def github_scopes(mcp_scopes: Sequence[str]) -> list[str]:
@@ -122,25 +143,65 @@ def build_authorization_server(
         issuer=issuer,
         callback_url=callback_url,
     )
-    return AuthorizationServer(provider=provider, clients=clients, consent=consent, callback=callback, account=account)
+    return AuthorizationServer(
+        provider=provider,
+        clients=clients,
+        authenticator=authenticator,
+        consent=consent,
+        callback=callback,
+        account=account,
+        ledger=ledger,
+    )
 
 
-def authorization_server_metadata(issuer: str, *, offered_scopes: Sequence[str]) -> OAuthMetadata:
-    """RFC 8414 metadata, as the SDK builds it, with what this server adds."""
+def _client_authentication(
+    provider: AuthServerProvider, *, documents: MetadataDocumentClients, ledger: SqlReplayLedger, clock: Clock, issuer: str
+) -> ClientAuthentication:
+    """The SDK's client authentication plus private_key_jwt, with keys from clients' documents."""
+
+    async def fetch_key_set(url: str) -> tuple[Any, float]:
+        # A client's jwks_uri, under the same fetch rules and limits as metadata documents.
+        try:
+            return await documents.fetch_json(url)
+        except ClientMetadataError as exc:
+            raise AssertionRefused(f"the client's jwks_uri could not be used: {exc}") from None
+
+    assertions = ClientAssertions(
+        keys=ClientKeys(fetch=fetch_key_set, clock=clock),
+        ledger=ledger,
+        clock=clock,
+        # RFC 7523 §3 item 3: the authorization server's issuer or its token endpoint URL.
+        audiences=[issuer, issuer + TOKEN_PATH],
+    )
+    return ClientAuthentication(provider, assertions=assertions)
+
+
+def authorization_server_metadata(
+    issuer: str, *, offered_scopes: Sequence[str], dynamic_registration: bool, metadata_documents: bool
+) -> OAuthMetadata:
+    """RFC 8414 metadata, as the SDK builds it, with what this server adds; it advertises only
+    the ways in that are switched on."""
     metadata = build_metadata(
         issuer,  # type: ignore[arg-type]  # a str keeps the issuer exact (no trailing slash)
         None,
-        ClientRegistrationOptions(enabled=True),
+        ClientRegistrationOptions(enabled=dynamic_registration),
         RevocationOptions(enabled=True),
     )
+    # private_key_jwt is for metadata-document clients (cimd.py); registration does not offer it.
+    methods = [*AUTH_METHODS, PRIVATE_KEY_JWT] if metadata_documents else AUTH_METHODS
     return metadata.model_copy(
         update={
-            "scopes_supported": list(offered_scopes),
-            "token_endpoint_auth_methods_supported": AUTH_METHODS,
-            "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+            # offline_access: clients (ChatGPT) look for it before asking for refresh tokens; every
+            # client gets one whether it asks or not, so granting it changes nothing (clients.py).
+            "scopes_supported": [*offered_scopes, OFFLINE_ACCESS],
+            "token_endpoint_auth_methods_supported": methods,
+            "revocation_endpoint_auth_methods_supported": methods,
+            "token_endpoint_auth_signing_alg_values_supported": list(SIGNING_ALGORITHMS) if metadata_documents else None,
+            "revocation_endpoint_auth_signing_alg_values_supported": list(SIGNING_ALGORITHMS) if metadata_documents else None,
             # RFC 9207 §3: every authorization response carries iss.
             "authorization_response_iss_parameter_supported": True,
-            "client_id_metadata_document_supported": True,
+            "client_id_metadata_document_supported": metadata_documents,
+            "registration_endpoint": metadata.registration_endpoint if dynamic_registration else None,
         }
     )
 
@@ -169,10 +230,14 @@ def oauth_routes(
     pages: Pages,
     offered_scopes: Sequence[str],
     rate_limited: RateLimited,
+    dynamic_registration: bool,
+    metadata_documents: bool,
 ) -> list[BaseRoute]:
-    """Metadata, /authorize, /token, /register and /revoke."""
+    """Metadata, /authorize, /token, /register (when dynamic registration is on) and /revoke."""
     provider, clients = server.provider, server.clients
-    metadata = authorization_server_metadata(issuer, offered_scopes=offered_scopes)
+    metadata = authorization_server_metadata(
+        issuer, offered_scopes=offered_scopes, dynamic_registration=dynamic_registration, metadata_documents=metadata_documents
+    )
     registration = RegistrationHandler(provider, options=ClientRegistrationOptions(enabled=True))
     authorize = AuthorizeEndpoint(provider=provider, clients=clients, issuer=issuer, pages=pages)
     get, post = ["GET", "OPTIONS"], ["POST", "OPTIONS"]
@@ -188,10 +253,14 @@ def oauth_routes(
             methods=get,
         ),
         Route("/authorize", rate_limited("/authorize", body_limited(authorize, OAUTH_BODY_LIMIT)), methods=["GET", "POST"]),
-        posted("/token", TokenEndpoint(provider=provider, audience=audience), OAUTH_BODY_LIMIT),
+        posted(TOKEN_PATH, TokenEndpoint(provider=provider, audience=audience, authenticator=server.authenticator), OAUTH_BODY_LIMIT),
         # RFC 7591 §3.2.1's answer carries the client secret: like a token response, never cached.
-        posted("/register", registration.handle, REGISTRATION_BODY_LIMIT, no_store=True),
-        posted("/revoke", RevokeEndpoint(provider=provider), OAUTH_BODY_LIMIT),
+        *(
+            [posted("/register", RegisterEndpoint(handler=registration), REGISTRATION_BODY_LIMIT, no_store=True)]
+            if dynamic_registration
+            else []
+        ),
+        posted("/revoke", RevokeEndpoint(provider=provider, authenticator=server.authenticator), OAUTH_BODY_LIMIT),
     ]
 
 

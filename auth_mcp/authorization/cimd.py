@@ -8,9 +8,15 @@ over waiting and fetching, bounded slots, failures remembered). On top of it, he
 - the document must name itself (`client_id` equal to the URL), list redirect URIs that pass our
   registration policy, name the client, use no shared secret (draft §4.1), and be valid Unicode
   throughout (a lone surrogate can be neither stored nor shown);
+- the document's `token_endpoint_auth_method` is honoured: `none`, or `private_key_jwt` with
+  its keys in `jwks` or at an https `jwks_uri` (fetched by `fetch_json`, through the same fetcher
+  and limits, for client_assertion.py); another method is replaced by the first of its
+  `token_endpoint_auth_methods_supported` that we implement;
+- grant types we do not implement (VS Code lists the device grant, Claude the JWT bearer grant)
+  are left out rather than refused, as long as the code grant is there;
 - good documents are cached for their HTTP freshness lifetime, clamped to [1 minute, 1 day];
   documents that break the rules are remembered as such for a minute, like failed fetches.
-Only the fields this server uses are kept (clients.kept_metadata).
+Only the fields this server uses are kept (clients.kept_metadata, and the key fields above).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import httpx
 from mcp.server.auth.provider import RegistrationError
 from pydantic import ValidationError
 
+from auth_mcp.authorization.client_assertion import PRIVATE_KEY_JWT, SIGNING_ALGORITHMS
 from auth_mcp.authorization.clients import RegisteredClient, check_registration, kept_metadata
 from auth_mcp.authorization.document_fetcher import (
     FAILURE_TTL,
@@ -43,11 +50,17 @@ from auth_mcp.scopes import SUPPORTED_SCOPES
 logger = logging.getLogger(__name__)
 
 MAX_DOCUMENT_BYTES = 5 * 1024  # draft §6.6 recommends 5 kilobytes
+MAX_KEY_SET_BYTES = 64 * 1024  # a JWK Set of a few RSA keys is a few kilobytes
 MIN_CACHE_SECONDS = 60
 MAX_CACHE_SECONDS = 24 * 3600
 MAX_CACHED_DOCUMENTS = 1000
 _SHARED_SECRET_METHODS = frozenset({"client_secret_post", "client_secret_basic", "client_secret_jwt"})
 _WHAT = "the client metadata document"
+# What a metadata-document client may authenticate with at /token, in our order of preference.
+DOCUMENT_AUTH_METHODS = ("none", PRIVATE_KEY_JWT)
+_GRANT_TYPES = ("authorization_code", "refresh_token")
+# The document's fields private_key_jwt needs, kept with the client (in memory, never stored).
+_KEY_FIELDS = ("jwks", "jwks_uri", "token_endpoint_auth_signing_alg")
 
 
 class ClientMetadataError(Exception):
@@ -153,6 +166,20 @@ class MetadataDocumentClients:
         self._remember(client_id, _Cached(client, now + _freshness(fetched.headers, now)))
         return client
 
+    async def fetch_json(self, url: str) -> tuple[Any, float]:
+        """A JSON resource a document points to (its `jwks_uri`), through the same fetcher and
+        limits as documents, and its freshness lifetime. Raises `ClientMetadataError`."""
+        if not is_metadata_document_url(url):
+            raise ClientMetadataError("the jwks_uri is not an https URL with a path")
+        try:
+            fetched = await self.fetcher.fetch(url, max_bytes=MAX_KEY_SET_BYTES, what="the client's jwks_uri")
+        except FetchRefused as exc:
+            raise ClientMetadataError(str(exc), busy=exc.busy) from None
+        try:
+            return json.loads(fetched.body), _freshness(fetched.headers, self._clock.now())
+        except ValueError:
+            raise ClientMetadataError("the client's jwks_uri did not answer JSON") from None
+
     def _cached(self, client_id: str) -> RegisteredClient | None:
         """The cached client; raises the remembered refusal; None when there is nothing fresh."""
         cached = self._cache.get(client_id)
@@ -186,23 +213,71 @@ class MetadataDocumentClients:
             raise ClientMetadataError(f"{_WHAT}'s client_id is not its own URL")
         if not isinstance(document.get("client_name"), str) or not document["client_name"].strip():
             raise ClientMetadataError(f"{_WHAT} has no client_name")
-        method = document.get("token_endpoint_auth_method", "none")
-        if not isinstance(method, str):
-            raise ClientMetadataError(f"{_WHAT}'s token_endpoint_auth_method is not a string")
-        if method in _SHARED_SECRET_METHODS or "client_secret" in document:
-            raise ClientMetadataError("a metadata-document client may not use a shared secret")
-        if method != "none":
-            raise ClientMetadataError(f"token_endpoint_auth_method {method!r} is not supported here; use none")
+        method = _auth_method(document)
+        grant_types = document.get("grant_types", list(_GRANT_TYPES))
+        if not isinstance(grant_types, list) or "authorization_code" not in grant_types:
+            raise ClientMetadataError(f"{_WHAT}'s grant_types do not include authorization_code")
         try:
             client = RegisteredClient.model_validate(
-                {**kept_metadata(document), "client_secret": None, "token_endpoint_auth_method": "none"}
+                {
+                    **kept_metadata(document),
+                    "client_secret": None,
+                    "token_endpoint_auth_method": "none",
+                    "grant_types": [grant for grant in _GRANT_TYPES if grant in grant_types],
+                }
             )
             checked = check_registration(client, offered_scopes=self._offered_scopes)
         except ValidationError as exc:
             raise ClientMetadataError(f"{_WHAT} is malformed: {exc.errors()[0]['msg']}") from None
         except RegistrationError as exc:
             raise ClientMetadataError(f"{_WHAT} is not acceptable: {exc.error_description}") from None
-        return RegisteredClient.model_validate({**checked.model_dump(), "offered_scopes": self._offered_scopes})
+        keys = {name: document[name] for name in _KEY_FIELDS if method == PRIVATE_KEY_JWT and name in document}
+        try:
+            return RegisteredClient.model_validate(
+                {**checked.model_dump(), **keys, "token_endpoint_auth_method": method, "offered_scopes": self._offered_scopes}
+            )
+        except ValidationError as exc:
+            raise ClientMetadataError(f"{_WHAT} is malformed: {exc.errors()[0]['msg']}") from None
+
+
+def _auth_method(document: dict[str, Any]) -> str:
+    """The document's token_endpoint_auth_method if we implement it, else the first of its
+    `token_endpoint_auth_methods_supported` that we do; with what private_key_jwt needs checked."""
+    method = document.get("token_endpoint_auth_method", "none")
+    if not isinstance(method, str):
+        raise ClientMetadataError(f"{_WHAT}'s token_endpoint_auth_method is not a string")
+    if method in _SHARED_SECRET_METHODS or "client_secret" in document:
+        # draft §4.1: a document is public; no secret can have been issued for it.
+        raise ClientMetadataError("a metadata-document client may not use a shared secret")
+    if method not in DOCUMENT_AUTH_METHODS:
+        choices = document.get("token_endpoint_auth_methods_supported")
+        offered = [m for m in choices if isinstance(m, str)] if isinstance(choices, list) else []
+        method = next((m for m in offered if m in DOCUMENT_AUTH_METHODS), "")
+        if not method:
+            raise ClientMetadataError(
+                f"token_endpoint_auth_method {document.get('token_endpoint_auth_method')!r} is not supported here; "
+                f"use {' or '.join(DOCUMENT_AUTH_METHODS)}"
+            )
+    if method == PRIVATE_KEY_JWT:
+        _check_key_source(document)
+    return method
+
+
+def _check_key_source(document: dict[str, Any]) -> None:
+    """private_key_jwt needs the client's public keys: inline `jwks` or an https `jwks_uri`, not
+    both (RFC 7591 §2), and a signing algorithm we accept if it names one."""
+    jwks, jwks_uri = document.get("jwks"), document.get("jwks_uri")
+    if (jwks is None) == (jwks_uri is None):
+        raise ClientMetadataError("a private_key_jwt client's document must give exactly one of jwks and jwks_uri")
+    if jwks_uri is not None and (not isinstance(jwks_uri, str) or not is_metadata_document_url(jwks_uri)):
+        raise ClientMetadataError(f"{_WHAT}'s jwks_uri must be an https URL with a path")
+    if jwks is not None and not (isinstance(jwks, dict) and isinstance(jwks.get("keys"), list)):
+        raise ClientMetadataError(f"{_WHAT}'s jwks is not a JWK Set")
+    alg = document.get("token_endpoint_auth_signing_alg")
+    if alg is not None and alg not in SIGNING_ALGORITHMS:
+        raise ClientMetadataError(
+            f"token_endpoint_auth_signing_alg {alg!r} is not accepted; use one of {', '.join(SIGNING_ALGORITHMS)}"
+        )
 
 
 def _has_surrogate(value: Any) -> bool:

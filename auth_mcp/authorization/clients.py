@@ -12,7 +12,7 @@ from pydantic import AnyUrl, Field
 
 from auth_mcp.authorization import redirect_uris
 from auth_mcp.authorization.client_names import name_problem
-from auth_mcp.scopes import SUPPORTED_SCOPES
+from auth_mcp.scopes import OFFLINE_ACCESS, SUPPORTED_SCOPES
 
 # RFC 7591 §2 metadata this server reads; everything else a client sends (jwks, contacts,
 # logo_uri, software_statement, ...) is neither stored nor echoed back, so what a stranger can
@@ -34,7 +34,7 @@ KEPT_FIELDS = frozenset(
 _ALLOWED_AUTH_METHODS = frozenset({"none", "client_secret_post", "client_secret_basic"})
 _ALLOWED_GRANT_TYPES = frozenset({"authorization_code", "refresh_token"})
 # Clients add `offline_access` to ask for refresh tokens; we issue them to every client anyway.
-IMPLICIT_SCOPES = frozenset({"offline_access"})
+IMPLICIT_SCOPES = frozenset({OFFLINE_ACCESS})
 
 
 class RegisteredClient(OAuthClientInformationFull):
@@ -46,6 +46,8 @@ class RegisteredClient(OAuthClientInformationFull):
 
     # The scopes this server offers (create_app's `scopes`); never stored nor shown.
     offered_scopes: tuple[str, ...] = Field(default=SUPPORTED_SCOPES, exclude=True)
+    # OpenID Connect Registration §2: the one algorithm this client signs its assertions with.
+    token_endpoint_auth_signing_alg: str | None = None
 
     def validate_redirect_uri(self, redirect_uri: AnyUrl | None) -> AnyUrl:
         registered = [str(uri) for uri in self.redirect_uris or []]

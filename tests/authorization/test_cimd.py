@@ -73,7 +73,9 @@ async def test_a_valid_document_becomes_a_public_client() -> None:
         ({"redirect_uris": []}, "not acceptable"),
         ({"token_endpoint_auth_method": "client_secret_basic"}, "shared secret"),
         ({"client_secret": "s"}, "shared secret"),
-        ({"token_endpoint_auth_method": "private_key_jwt"}, "not supported"),
+        ({"token_endpoint_auth_method": "private_key_jwt"}, "exactly one of jwks and jwks_uri"),
+        ({"token_endpoint_auth_method": "tls_client_auth"}, "not supported"),
+        ({"grant_types": ["urn:ietf:params:oauth:grant-type:device_code"]}, "do not include authorization_code"),
     ],
 )
 async def test_documents_that_break_the_rules_are_refused_with_a_reason(overrides: dict[str, Any], message: str) -> None:

@@ -38,7 +38,7 @@ async def test_metadata_names_the_issuer_exactly_and_what_is_supported(db_url: s
         assert body["code_challenge_methods_supported"] == ["S256"]
         assert body["authorization_response_iss_parameter_supported"] is True
         assert body["client_id_metadata_document_supported"] is True
-        assert body["scopes_supported"] == ["read:user", "user:email", "read:org"]
+        assert body["scopes_supported"] == ["read:user", "user:email", "read:org", "offline_access"]
         assert "none" in body["token_endpoint_auth_methods_supported"]
         assert set(body["grant_types_supported"]) == {"authorization_code", "refresh_token"}
 
