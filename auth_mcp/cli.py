@@ -101,7 +101,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings, sources = settings_from(args)
     administering = args.command in (*ADMIN_COMMANDS, "db")
     # The admin commands print their answer; the log says only what went wrong (or all, at DEBUG).
-    configure_logging(settings.log_level if settings.log_level == "DEBUG" or not administering else "WARNING", settings.log_format)
+    configure_logging(
+        settings.log_level if settings.log_level == "DEBUG" or not administering else "WARNING",
+        settings.log_format,
+        log_sql=settings.log_sql,
+    )
     for warning in unknown_setting_names(sources):
         logger.warning(warning)
     if args.command == "db":

@@ -33,6 +33,7 @@ from auth_mcp.github.models import (
 from auth_mcp.github.person import sealed_credentials
 from auth_mcp.http.metrics import Metrics
 from auth_mcp.http.pages import Pages
+from auth_mcp.http.refusals import log_refusal
 from auth_mcp.storage.records import CodeRecord, Grant, PendingAuthorization
 from auth_mcp.storage.store import Store
 
@@ -138,7 +139,9 @@ class GitHubCallback:
             self._metrics.logins.labels("ok").inc()
         except _LoginFailed as failure:
             self._metrics.logins.labels(failure.error).inc()
-            logger.info("login for client %s ended with %s: %s", pending.client_id, failure.error, failure.description)
+            log_refusal(
+                endpoint=request.url.path, status=302, error=failure.error, description=failure.description, client_id=pending.client_id
+            )
             location = authorization_response_url(
                 pending.redirect_uri,
                 issuer=self._issuer,

@@ -1,9 +1,12 @@
 """Per request: an id (X-Request-Id, also in every log line of the request), one access-log line
 (method, path, never the query string: it carries OAuth codes and states), status, duration,
-and the latency histogram.
+and the latency histogram. On the MCP endpoint the line also names the person (GitHub login and
+numeric id) and the tool called, which the bearer guard leaves in the ASGI scope under
+`PERSON_KEY`, `PERSON_ID_KEY` and `TOOL_KEY`. The same fields go to the JSON format as keys.
 
 This wraps every request, tool calls included, so it is written for the hot path: headers are
-read once (headers.py), and nothing is made per request beyond the id and one closure.
+read once (headers.py), and nothing is made per request beyond the id and one closure; the log
+line's fields are gathered only when INFO is on.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ _SAFE_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 _PREFIX = os.urandom(8).hex()
 _METHODS = frozenset({"GET", "POST", "DELETE", "OPTIONS", "HEAD", "PUT", "PATCH"})
 _COUNTER = itertools.count(1)
+# ASGI scope keys the resource server fills in for this log (no import of domain code needed).
+PERSON_KEY = "auth_mcp.person"
+PERSON_ID_KEY = "auth_mcp.person_id"
+TOOL_KEY = "auth_mcp.tool"
 
 
 class AccessLog:
@@ -63,5 +70,19 @@ class AccessLog:
             # Label values stay bounded: route templates, known methods, status codes.
             self._latency.observe((route, method if method in _METHODS else "OTHER", status), elapsed)
             if logger.isEnabledFor(logging.INFO):
-                logger.info('%s "%s %s" %d %.1fms', client[0] if client else "-", method, scope.get("path", ""), status, elapsed * 1000)
+                _log(scope, client, method, status, elapsed)
             request_id.reset(reset)
+
+
+def _log(scope: Scope, client: tuple[str, int] | None, method: str, status: int, elapsed: float) -> None:
+    address, path, duration = client[0] if client else "-", scope.get("path", ""), round(elapsed * 1000, 1)
+    person, tool = scope.get(PERSON_KEY), scope.get(TOOL_KEY)
+    fields = {"client_address": address, "method": method, "path": path, "status": status, "duration_ms": duration}
+    if person is None:
+        logger.info('%s "%s %s" %d %.1fms', address, method, path, status, duration, extra=fields)
+        return
+    person_id = scope.get(PERSON_ID_KEY)
+    fields.update(person=person, person_id=person_id, tool=tool)
+    logger.info(
+        '%s "%s %s" %d %.1fms person=%s id=%s tool=%s', address, method, path, status, duration, person, person_id, tool or "-", extra=fields
+    )

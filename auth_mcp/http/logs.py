@@ -1,16 +1,36 @@
-"""Logging set-up: plain text or JSON lines, each with the request id of the request it belongs to."""
+"""Logging set-up: plain text or JSON lines, each with the request id of the request it belongs to.
+
+- A text line cannot be forged from outside: every value interpolated into a message (a decoded
+  path, a metadata-document client_id, GitHub's `error` parameter...) has its control and
+  bidirectional-override characters escaped (`\\n`, `\\x1b`, `\\u202e`), so a request cannot start
+  a fake line or repaint the terminal. The message templates are ours and are left as written.
+- A JSON line carries, besides time, level, logger, message and request id, the fields a call
+  passes as `extra` (refusals.py, access_log.py) as keys of their own. JSON escapes the rest.
+- Database drivers stay at WARNING, even at DEBUG, unless `log_sql` asks for them: at DEBUG they
+  print hundreds of lines per login. (The engine never logs bound parameters: storage/engine.py.)
+"""
 
 from __future__ import annotations
 
 import contextvars
 import json
 import logging
+import re
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 # The id of the request being served, in every log line it causes (set by access_log.py).
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("auth_mcp_request_id", default="-")
+
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s]: %(message)s"
+DATABASE_LOGGERS = ("sqlalchemy", "asyncpg", "aiosqlite")
+# C0 and C1 controls, DEL, line and paragraph separators, bidirectional embeddings and isolates.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_PLAIN = (int, float, type(None))
+# Attributes every LogRecord has; anything else on a record came from `extra`.
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id", "taskName"}
 
 
 class _RequestId(logging.Filter):
@@ -19,8 +39,43 @@ class _RequestId(logging.Filter):
         return True
 
 
+def escape(text: str) -> str:
+    """`text` with every unsafe character as its Python escape (`\\n`, `\\x1b`, `\\u202e`)."""
+    return _UNSAFE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def _unsafe(value: Any) -> bool:
+    return not isinstance(value, _PLAIN) and _UNSAFE.search(value if isinstance(value, str) else str(value)) is not None
+
+
+def _safe(value: Any) -> Any:
+    """The value itself when its text is safe, else its text escaped."""
+    return escape(value if isinstance(value, str) else str(value)) if _unsafe(value) else value
+
+
+class TextFormatter(logging.Formatter):
+    """The text format, with interpolated values escaped (see the module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        args = record.args
+        # Fast path: one search over the finished message; values are escaped only when it finds
+        # something (in a value, or in our own template, which the slow path leaves as it is).
+        if args and _UNSAFE.search(record.getMessage()):
+            values = args.values() if isinstance(args, Mapping) else args
+            if any(_unsafe(value) for value in values):
+                # Escaped on a copy: other handlers (and tests' log capture) keep the original.
+                safe = {k: _safe(v) for k, v in args.items()} if isinstance(args, Mapping) else tuple(map(_safe, args))
+                record = logging.makeLogRecord({**record.__dict__, "args": safe})
+        return super().format(record)
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request_id (and the exception)."""
+    """One JSON object per line: time, level, logger, message, request_id, the call's `extra`
+    fields (refusals: endpoint, error, client_id...; access lines: method, path, status, person,
+    tool...) and the exception."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -30,18 +85,18 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", "-"),
         }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and value is not None and key not in entry:
+                entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure_logging(level: str, log_format: Literal["text", "json"]) -> None:
+def configure_logging(level: str, log_format: Literal["text", "json"], *, log_sql: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RequestId())
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s [%(request_id)s]: %(message)s"))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -50,3 +105,5 @@ def configure_logging(level: str, log_format: Literal["text", "json"]) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # httpx logs every request URL at INFO; ours carry no secrets, but they are noise at INFO.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    for name in DATABASE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if log_sql else logging.WARNING)

@@ -7,7 +7,10 @@ RFC 6750 and MCP basic/authorization:
 - a `tools/call` whose tool needs a scope the token lacks gets 403 `insufficient_scope`
   naming every scope that call needs, in one challenge, so the client can step up.
 On success the SDK's `AuthenticatedUser` is put in the ASGI scope and its context variable,
-which is how tools learn who is calling (`mcp.server.auth.middleware.auth_context`).
+which is how tools learn who is calling (`mcp.server.auth.middleware.auth_context`), and the
+person's GitHub login and id and the tool called go in the scope for the access log
+(`PERSON_KEY`, `PERSON_ID_KEY`, `TOOL_KEY`). A refused token (not a missing one: that is how
+every client starts) and a missing scope are logged once each (http/refusals.py).
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from auth_mcp.http.access_log import PERSON_ID_KEY, PERSON_KEY, TOOL_KEY
 from auth_mcp.http.headers import remove_header, request_headers
 from auth_mcp.http.metrics import Metrics
+from auth_mcp.http.refusals import log_refusal
 from auth_mcp.resource.audience import Audience
 from auth_mcp.resource.verifier import CachedVerifier, Verified
 
@@ -86,14 +91,28 @@ class BearerGuard:
         verified = await self._verifier.verify(token)
         if verified is None:
             self._metrics.tokens_refused.labels("invalid").inc()
-            await self._refuse(scope, receive, send, 401, error="invalid_token", description="The access token is invalid, expired or revoked")
+            description = "The access token is invalid, expired or revoked"
+            log_refusal(endpoint=scope["path"], status=401, error="invalid_token", description=description)
+            await self._refuse(scope, receive, send, 401, error="invalid_token", description=description)
             return
         access = verified.token
         if access.resource is None or not self._audience.accepts(access.resource):
             # RFC 8707 / MCP: only tokens issued for this server are accepted.
             self._metrics.tokens_refused.labels("audience").inc()
-            await self._refuse(scope, receive, send, 401, error="invalid_token", description="The access token was issued for another resource")
+            description = "The access token was issued for another resource"
+            log_refusal(
+                endpoint=scope["path"],
+                status=401,
+                error="invalid_token",
+                description=description,
+                client_id=access.client_id,
+                person=access.github_login,
+                person_id=access.github_user_id,
+            )
+            await self._refuse(scope, receive, send, 401, error="invalid_token", description=description)
             return
+        scope[PERSON_KEY] = access.github_login
+        scope[PERSON_ID_KEY] = access.github_user_id
         if scope["method"] == "POST":
             if self._trust_routing_headers and _is_modern(headers.get(b"mcp-protocol-version")):
                 # 2026-07-28 requests name their method and tool in headers, and the SDK refuses
@@ -101,7 +120,10 @@ class BearerGuard:
                 # handler runs (comparing the decoded Mcp-Name, so we decode it the same way); so the
                 # headers are what will run, without reading the body here.
                 method, name = _text(headers.get(b"mcp-method")), _text(headers.get(b"mcp-name"))
-                needed = self._needed_for(method, decode_header_value(name))
+                tool = decode_header_value(name) if method == "tools/call" else None
+                if tool is not None:
+                    scope[TOOL_KEY] = tool
+                needed = self._needed_for(method, tool)
                 missing = None if verified.scopes.issuperset(needed) else needed
             else:
                 # Older protocols name the tool only in the body: read it (bounded, 413 past the
@@ -110,7 +132,7 @@ class BearerGuard:
                 await self._check_body(scope, receive, send)
                 return
             if missing is not None:
-                await self._refuse_scope(scope, receive, send, missing)
+                await self._refuse_scope(scope, receive, send, missing, verified, tool)
                 return
         await self._forward(scope, receive, send, verified)
 
@@ -132,22 +154,32 @@ class BearerGuard:
         verified: Verified = scope.pop(_VERIFIED_KEY)
         first = await receive()
         body = first.get("body", b"") if first["type"] == "http.request" else b""
-        missing = self._missing_scopes(body, verified.scopes)
+        missing, tool = self._missing_scopes(body, verified.scopes)
+        if tool is not None:
+            scope[TOOL_KEY] = tool
         if missing is not None:
-            await self._refuse_scope(scope, receive, send, missing)
+            await self._refuse_scope(scope, receive, send, missing, verified, tool)
             return
         await self._forward(scope, _replay(first, receive), send, verified)
 
-    async def _refuse_scope(self, scope: Scope, receive: Receive, send: Send, missing: tuple[str, ...]) -> None:
+    async def _refuse_scope(
+        self, scope: Scope, receive: Receive, send: Send, missing: tuple[str, ...], verified: Verified, tool: str | None
+    ) -> None:
         self._metrics.tokens_refused.labels("insufficient_scope").inc()
-        await self._refuse(
-            scope,
-            receive,
-            send,
-            403,
+        description = f"This call needs the scope {' '.join(missing)}"
+        access = verified.token
+        log_refusal(
+            endpoint=scope["path"],
+            status=403,
             error="insufficient_scope",
-            description=f"This call needs the scope {' '.join(missing)}",
-            scope_value=" ".join(missing),
+            description=description,
+            client_id=access.client_id,
+            person=access.github_login,
+            person_id=access.github_user_id,
+            tool=tool,
+        )
+        await self._refuse(
+            scope, receive, send, 403, error="insufficient_scope", description=description, scope_value=" ".join(missing)
         )
 
     def _needed_for(self, method: str | None, name: str | None) -> tuple[str, ...]:
@@ -155,24 +187,29 @@ class BearerGuard:
             return ()
         return self._tool_scopes.get(name, ())
 
-    def _missing_scopes(self, body: bytes, granted: frozenset[str]) -> tuple[str, ...] | None:
-        """The scopes a tools/call needs, if the token lacks any of them (all of them, in one list)."""
+    def _missing_scopes(self, body: bytes, granted: frozenset[str]) -> tuple[tuple[str, ...] | None, str | None]:
+        """The scopes a tools/call needs, if the token lacks any of them (all of them, in one
+        list), and the (first) tool called."""
         try:
             message: Any = json.loads(body)
         except (ValueError, RecursionError):
-            return None  # the transport answers malformed JSON itself
+            return None, None  # the transport answers malformed JSON itself
         messages = message if isinstance(message, list) else [message]
         needed: list[str] = []
+        tool = None
         for item in messages:
             if not isinstance(item, dict):
                 continue
             params = item.get("params")
             name = params.get("name") if isinstance(params, dict) else None
-            needed.extend(self._needed_for(item.get("method"), name if isinstance(name, str) else None))
+            name = name if isinstance(name, str) else None
+            if tool is None and item.get("method") == "tools/call":
+                tool = name
+            needed.extend(self._needed_for(item.get("method"), name))
         required = tuple(dict.fromkeys(needed))
         if all(scope in granted for scope in required):
-            return None
-        return required
+            return None, tool
+        return required, tool
 
     async def _refuse(
         self,

@@ -28,11 +28,15 @@ def create_engine(database_url: str) -> AsyncEngine:
     PostgreSQL: asyncpg connects with the URL as a libpq DSN, which it parses itself, so that
     sslmode, sslrootcert and the other libpq parameters mean what they mean to libpq
     (SQLAlchemy would pass them to asyncpg as unknown keyword arguments).
+
+    Both: bound parameters never appear in SQLAlchemy's logs or in the text of its errors
+    (`hide_parameters`), since they include encrypted GitHub tokens and clients' `state`, and a
+    database error is logged.
     """
     database_url = normalise_database_url(database_url)
     if database_url.startswith("sqlite"):
         _create_private_file(make_url(database_url).database)
-        engine = create_async_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=30)
+        engine = create_async_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=30, hide_parameters=True)
         _configure_sqlite(engine)
         return engine
     import asyncpg  # PostgreSQL only
@@ -40,7 +44,13 @@ def create_engine(database_url: str) -> AsyncEngine:
     connection = postgres_connection(database_url)
     connect = functools.partial(asyncpg.connect, connection.dsn, timeout=connection.timeout or POSTGRES_CONNECT_TIMEOUT)
     return create_async_engine(
-        database_url, async_creator=connect, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800
+        database_url,
+        async_creator=connect,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        hide_parameters=True,
     )
 
 

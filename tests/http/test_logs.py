@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import re
+from collections.abc import Iterator
+from typing import Literal
+from urllib.parse import quote, urlencode
 
 import pytest
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
 
-from tests.support.oauth import authorize, call_tool, exchange, new_client, query, refresh
+from auth_mcp.authorization.cimd import MetadataDocumentClients
+from auth_mcp.http.logs import DATABASE_LOGGERS, TextFormatter, configure_logging
+from auth_mcp.storage import schema
+from auth_mcp.storage.engine import create_engine
+from auth_mcp.storage.migrate import prepare_schema
+from tests.support.clock import FakeClock
+from tests.support.oauth import authorize, authorize_url, call_tool, exchange, login, new_client, pkce, query, refresh
 from tests.support.server import in_process
 
 
@@ -51,3 +64,112 @@ def _tests_own_request(record: logging.LogRecord) -> bool:
         return False
     path = str(record.args[1]).split("://", 1)[-1].partition("/")[2]
     return not path.startswith(("_dev/github/api/", "_dev/github/login/oauth/access_token"))
+
+
+# Logs an operator can act on, that an attacker cannot forge -----------------------------------
+
+
+@contextlib.contextmanager
+def configured(level: str, log_format: Literal["text", "json"], *, log_sql: bool = False) -> Iterator[None]:
+    """configure_logging for one test, then everything it changed put back."""
+    root = logging.getLogger()
+    names = [*DATABASE_LOGGERS, "httpx", "alembic"]
+    saved = root.handlers[:], root.level, {name: logging.getLogger(name).level for name in names}
+    try:
+        configure_logging(level, log_format, log_sql=log_sql)
+        yield
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        for name, level_ in saved[2].items():
+            logging.getLogger(name).setLevel(level_)
+
+
+async def test_a_newline_in_a_path_client_id_or_callback_error_cannot_forge_a_text_log_line(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    forged = "\n2026-11-30 10:00:00,000 INFO    auth_mcp.access [-]: FORGED"
+
+    async def inward(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]  # refused before any connection: no network in tests
+
+    clock = FakeClock()
+    documents = MetadataDocumentClients(clock=clock, resolver=inward)
+    with configured("INFO", "text"):
+        async with in_process(database_url=db_url, clock=clock, create={"metadata_documents": documents}) as env:
+            await env.http.get("/mcp/x" + quote(forged))  # the path is logged percent-decoded
+            await env.http.get("/authorize", params={"client_id": "https://client.example/c" + forged, "response_type": "code"})
+            client = await new_client(env)
+            browser = env.browser()
+            browser.stop_before = env.issuer + "/github/callback"
+            _, challenge = pkce()
+            callback = await browser.go(authorize_url(env, client, challenge), until="never://")
+            state = query(callback)["state"]
+            await browser.http.get(env.issuer + "/github/callback?" + urlencode({"state": state, "error": "x" + forged}))
+    err = capsys.readouterr().err
+    escaped = [line for line in err.splitlines() if "\\n2026-11-30 10:00:00,000 INFO    auth_mcp.access [-]: FORGED" in line]
+    assert [line.split("]: ", 1)[1][:40] for line in escaped] == [
+        '127.0.0.1 "GET /mcp/x\\n2026-11-30 10:00:',
+        "refused /authorize 400 invalid_client: T",
+        "refused /github/callback 302 server_erro",
+    ]
+    assert not [line for line in err.splitlines() if line.startswith("2026-11-30 10:00:00")]
+
+
+def test_the_text_format_escapes_values_but_keeps_its_own_template() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "a\nb %s %r %d", ("c\x1b[31md\u202e", "ok", 7), None)
+    record.request_id = "-"
+    formatted = TextFormatter().format(record)
+    assert formatted.endswith("a\nb c\\x1b[31md\\u202e 'ok' 7")
+    assert record.args == ("c\x1b[31md\u202e", "ok", 7)  # other handlers see the record unchanged
+
+
+async def test_json_lines_carry_refusals_and_access_fields_as_keys(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with configured("INFO", "json"):
+        async with in_process(database_url=db_url) as env:
+            client, tokens = await login(env, login="alice")
+            await call_tool(env, tokens.access_token, "whoami")
+            await call_tool(env, tokens.access_token, "get_user_emails")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    [refusal] = [line for line in lines if line["logger"] == "auth_mcp.refused"]
+    assert refusal["error"] == "insufficient_scope" and refusal["client_id"] == client.client_id
+    assert refusal["person"] == "alice" and refusal["tool"] == "get_user_emails" and refusal["status"] == 403
+    calls = [line for line in lines if line["logger"] == "auth_mcp.access" and line.get("path") == "/mcp"]
+    assert [(c["person"], c["tool"], c["status"]) for c in calls] == [("alice", "whoami", 200), ("alice", "get_user_emails", 403)]
+    assert all(isinstance(c["person_id"], int) and c["method"] == "POST" and "duration_ms" in c for c in calls)
+
+
+async def test_mcp_access_lines_name_the_person_and_the_tool(db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with in_process(database_url=db_url) as env:
+        _, tokens = await login(env, login="bob")
+        await call_tool(env, tokens.access_token, "get_user_profile")
+    [line] = [r.getMessage() for r in caplog.records if r.name == "auth_mcp.access" and '"POST /mcp"' in r.getMessage()]
+    assert re.search(r'"POST /mcp" 200 [\d.]+ms person=bob id=\d+ tool=get_user_profile$', line), line
+
+
+async def test_database_drivers_stay_quiet_at_debug_unless_asked(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for log_sql in (False, True):
+        with configured("DEBUG", "text", log_sql=log_sql):
+            async with in_process(database_url=db_url) as env:
+                await login(env)
+        err = capsys.readouterr().err
+        driver_lines = [line for line in err.splitlines() if re.search(r" (sqlalchemy|aiosqlite|asyncpg)[\w.]* \[", line)]
+        assert bool(driver_lines) is log_sql, driver_lines[:3]
+        assert "auth_mcp.access" in err
+
+
+async def test_database_errors_never_carry_bound_parameters(any_db_url: str) -> None:
+    engine = create_engine(any_db_url)
+    await prepare_schema(engine, upgrade_outdated=True)
+    secret = "gAAAA-ciphertext-of-a-github-token"
+    statement = insert(schema.clients).values(client_id="c1", info={}, client_secret_enc=secret, created_at=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(statement)
+        with pytest.raises(IntegrityError) as raised:
+            async with engine.begin() as conn:
+                await conn.execute(statement)
+    finally:
+        await engine.dispose()
+    assert secret not in str(raised.value) and "hidden due to hide_parameters" in str(raised.value)
