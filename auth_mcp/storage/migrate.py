@@ -44,11 +44,18 @@ def head_revision() -> str:
 def _status_sync(connection: Any) -> SchemaStatus:
     head = head_revision()
     current = MigrationContext.configure(connection).get_current_revision()
-    if current == head:
-        return SchemaStatus("current", current, head)
     if current is None:
         tables = set(inspect(connection).get_table_names())
-        return SchemaStatus("empty" if not tables - {"alembic_version"} else "unknown", None, head)
+        if not tables - {"alembic_version"}:
+            return SchemaStatus("empty", None, head)
+        # Another replica may have committed its migration (tables and version row together)
+        # between the two reads above (READ COMMITTED): read the version again before calling
+        # the tables foreign.
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current is None:
+            return SchemaStatus("unknown", None, head)
+    if current == head:
+        return SchemaStatus("current", current, head)
     known = {script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions()}
     return SchemaStatus("outdated" if current in known else "unknown", current, head)
 

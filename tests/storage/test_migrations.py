@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from auth_mcp.storage.engine import create_engine
 from auth_mcp.storage.migrate import SchemaError, head_revision, prepare_schema, schema_status, upgrade
@@ -72,3 +74,40 @@ async def test_readyz_reports_an_outdated_schema(postgres_url: str) -> None:
             await conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
         response = await env.http.get("/readyz")
         assert response.status_code == 503 and response.json()["schema"] == "outdated"
+
+
+async def test_a_replica_that_migrates_between_the_status_reads_is_not_taken_for_foreign_tables(postgres_url: str) -> None:
+    # Two replicas start on an empty PostgreSQL database: the second one commits the whole schema
+    # after the first one found no version row but before it listed the tables.
+    checking = create_engine(postgres_url)
+    migrated = threading.Event()
+    catalog_reads: list[str] = []
+
+    def other_replica_migrates() -> None:
+        async def run() -> None:
+            other = create_engine(postgres_url)
+            try:
+                await upgrade(other)
+            finally:
+                await other.dispose()
+
+        asyncio.run(run())
+        migrated.set()
+
+    @event.listens_for(checking.sync_engine, "before_cursor_execute")
+    def _between_reads(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "pg_class" in statement:
+            catalog_reads.append(statement)
+        # The first catalog read is the version check (no alembic_version table yet); the second
+        # lists the tables: the other replica commits in between.
+        if len(catalog_reads) == 2 and not migrated.is_set():
+            worker = threading.Thread(target=other_replica_migrates)
+            worker.start()
+            worker.join(timeout=60)
+
+    try:
+        status = await schema_status(checking)
+    finally:
+        await checking.dispose()
+    assert migrated.is_set()
+    assert status.state == "current"
