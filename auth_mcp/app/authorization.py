@@ -144,13 +144,7 @@ def build_authorization_server(
         callback_url=callback_url,
     )
     return AuthorizationServer(
-        provider=provider,
-        clients=clients,
-        authenticator=authenticator,
-        consent=consent,
-        callback=callback,
-        account=account,
-        ledger=ledger,
+        provider=provider, clients=clients, authenticator=authenticator, consent=consent, callback=callback, account=account, ledger=ledger
     )
 
 
