@@ -11,6 +11,7 @@ Where things go (the README's development section says the same):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import httpx
@@ -42,11 +43,13 @@ from auth_mcp.http.access_log import AccessLog
 from auth_mcp.http.front_page import FrontPage
 from auth_mcp.http.health import healthz, readyz
 from auth_mcp.http.loopback_alias import LoopbackAliasGuard
+from auth_mcp.http.outage import Outage, OutageResponses
 from auth_mcp.http.rate_limit import RateLimit, TokenBuckets, default_limits
 from auth_mcp.http.read_deadlines import BodyReadDeadline
 from auth_mcp.http.routing import Shortcut
 from auth_mcp.scopes import DEFAULT_SCOPE, SUPPORTED_SCOPES
 from auth_mcp.settings import Settings
+from auth_mcp.storage.availability import StorageUnavailable, describe, is_outage
 from auth_mcp.storage.records import PurgeCounts
 from auth_mcp.tools import BUILTIN_TOOLS, ToolSpec
 from auth_mcp.tools.loading import load_tools
@@ -60,10 +63,19 @@ __all__ = ["SERVER_LAYERS", "Services", "create_app"]
 # - access_log: every request, tool calls included, gets its request id and one log line;
 # - body_deadline: a body that arrives too slowly ends in a 408, logged (being inside
 #   access_log), before any endpoint, the MCP endpoint included, waits on it;
-# - mcp_shortcut: tool calls skip the router (they are still logged, being inside access_log).
 # - loopback_alias: on a loopback issuer, a request by the other loopback name is told the URL to
 #   use before any route answers it with URLs that name the issuer (logged: inside access_log);
-SERVER_LAYERS: tuple[str, ...] = ("proxy_headers", "access_log", "loopback_alias", "body_deadline", "mcp_shortcut")
+# - outage: a storage outage anywhere below, tool calls included, is answered 503 with
+#   Retry-After (inside access_log, so the 503 is logged and counted like any answer);
+# - mcp_shortcut: tool calls skip the router (they are still logged, being inside access_log).
+SERVER_LAYERS: tuple[str, ...] = (
+    "proxy_headers",
+    "access_log",
+    "loopback_alias",
+    "body_deadline",
+    "outage",
+    "mcp_shortcut",
+)
 
 
 def create_app(
@@ -161,7 +173,7 @@ def _routes(
         *browser_routes(authorization, rate_limited=rate_limited),
         Route("/", _front_page(core).show, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz(lambda: database_readiness(core.engine)), methods=["GET"]),
+        Route("/readyz", readyz(lambda: database_readiness(core.store)), methods=["GET"]),
         *(
             [Route("/metrics", core.metrics.guarded_endpoint(settings.metrics_token.get_secret_value()), methods=["GET"])]
             if settings.metrics and settings.metrics_token is not None
@@ -200,6 +212,18 @@ def _server_middleware(core: Core, *, shortcut: Route | None) -> list[Middleware
         ),
         # Slow headers are uvicorn's to cut off (cli.server_config); slow bodies ours.
         "body_deadline": Middleware(BodyReadDeadline, seconds=core.settings.body_timeout),
+        "outage": Middleware(OutageResponses, classify=functools.partial(outage_of, clock=core.clock), pages=core.pages),
         "mcp_shortcut": Middleware(Shortcut, route=shortcut) if shortcut is not None else None,
     }
     return [layer for name in SERVER_LAYERS if (layer := layers[name]) is not None]
+
+
+def outage_of(error: BaseException, *, clock: Clock) -> Outage | None:
+    """Which failures are outages (503 with Retry-After): the database's, whether the store
+    already said so or a driver error escaped from elsewhere."""
+    del clock
+    if isinstance(error, StorageUnavailable):
+        return error
+    if is_outage(error):
+        return StorageUnavailable(describe(error))
+    return None

@@ -13,9 +13,11 @@ from mcp.server.mcpserver import MCPServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
+from auth_mcp.storage.availability import StorageUnavailable
 from auth_mcp.storage.migrate import prepare_schema, schema_status
 from auth_mcp.storage.notifications import Announcer
 from auth_mcp.storage.records import PurgeCounts
+from auth_mcp.storage.store import SqlStore
 
 logger = logging.getLogger("auth_mcp.app")
 
@@ -61,11 +63,16 @@ def lifespan(
     return run
 
 
-async def database_readiness(engine: AsyncEngine) -> tuple[bool, dict[str, Any]]:
-    """Ready: the database answers and its schema is the one this code needs."""
-    status = await schema_status(engine)
+async def database_readiness(store: SqlStore) -> tuple[bool, dict[str, Any]]:
+    """Ready: the database answers, its schema is the one this code needs, and a write commits.
+
+    The write probe matters: a full disk or a read-only database still answers reads.
+    """
+    status = await schema_status(store.engine)
     if status.state != "current":
         return False, {"schema": status.state, "current": status.current, "needed": status.head}
+    if not await store.probe_write():
+        return False, {"schema": status.current, "writes": "failing"}
     return True, {"schema": status.current}
 
 
@@ -75,6 +82,8 @@ async def _purge_forever(purge: Callable[[], Awaitable[PurgeCounts]]) -> None:
             counts = await purge()
             if counts.total:
                 logger.info("purged %d expired rows (%s)", counts.total, counts)
+        except StorageUnavailable as exc:
+            logger.warning("purging expired rows failed, retrying in %d s: %s", PURGE_INTERVAL, exc.reason)
         except Exception:
             logger.exception("purging expired rows failed")
         await asyncio.sleep(PURGE_INTERVAL)

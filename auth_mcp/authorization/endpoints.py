@@ -100,6 +100,10 @@ class AuthorizeEndpoint:
                     hint="No redirect was made. Tell the application's developers.",
                     error="invalid_client",
                 )
+        elif isinstance(client_id, str):
+            # Read here first: a storage outage then reaches the outage layer (503) from our
+            # code, rather than the SDK handler's catch-all, which logs a traceback for it.
+            await self._clients.get(client_id)
         response = await self._handler.handle(request)
         location = response.headers.get("location")
         if response.status_code in (302, 303) and location and not location.startswith(self._consent_url + "?"):

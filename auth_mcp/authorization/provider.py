@@ -35,9 +35,11 @@ from auth_mcp.clock import Clock
 from auth_mcp.github.models import GitHubError
 from auth_mcp.github.person import GrantEnded
 from auth_mcp.http.metrics import Metrics
+from auth_mcp.http.outage import note_outage
 from auth_mcp.resource.audience import Audience
 from auth_mcp.resource.verifier import CachedVerifier, McpAccessToken
 from auth_mcp.scopes import DEFAULT_SCOPE
+from auth_mcp.storage.availability import StorageUnavailable
 from auth_mcp.storage.records import PendingAuthorization, TokenPair
 from auth_mcp.storage.store import Store
 
@@ -121,21 +123,27 @@ class AuthServerProvider:
             raise AuthorizeError("invalid_request", f"state is limited to {MAX_STATE_LENGTH} characters")
         request_id = tokens.new_opaque_id()
         now = self._now()
-        evicted = await self._store.add_pending(
-            PendingAuthorization(
-                request_hash=tokens.token_hash(request_id),
-                client_id=client.client_id,
-                redirect_uri=str(params.redirect_uri),
-                redirect_uri_provided_explicitly=params.redirect_uri_provided_explicitly,
-                code_challenge=params.code_challenge,
-                client_state=params.state,
-                scopes=tuple(params.scopes or (DEFAULT_SCOPE,)),
-                resource=self._audience.canonical,
-                created_at=now,
-                expires_at=now + tokens.CONSENT_TTL,
-            ),
-            max_pending=self._max_pending,
-        )
+        try:
+            evicted = await self._store.add_pending(
+                PendingAuthorization(
+                    request_hash=tokens.token_hash(request_id),
+                    client_id=client.client_id,
+                    redirect_uri=str(params.redirect_uri),
+                    redirect_uri_provided_explicitly=params.redirect_uri_provided_explicitly,
+                    code_challenge=params.code_challenge,
+                    client_state=params.state,
+                    scopes=tuple(params.scopes or (DEFAULT_SCOPE,)),
+                    resource=self._audience.canonical,
+                    created_at=now,
+                    expires_at=now + tokens.CONSENT_TTL,
+                ),
+                max_pending=self._max_pending,
+            )
+        except StorageUnavailable as exc:
+            # The SDK's handler would log this as a crash: answer with RFC 6749 §4.1.2.1's code,
+            # which the outage layer turns into 503 with Retry-After.
+            note_outage(exc)
+            raise AuthorizeError("temporarily_unavailable", "the server cannot store the request right now") from None
         if evicted:
             self._metrics.storage_evictions.labels("pending_authorizations").inc(evicted)
         # Confused deputy (MCP security best practices): the person approves this client on our

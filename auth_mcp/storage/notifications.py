@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from auth_mcp.storage.availability import describe
 from auth_mcp.storage.database_url import postgres_connection
 from auth_mcp.storage.sqlite_changes import ForeignWriteWatch
 
@@ -46,11 +47,24 @@ class Announcer:
         return self._postgres
 
     async def announce(self, grant_id: str) -> None:
-        """Tell the other replicas (the revoking replica already dropped its own cache entries)."""
+        """Tell the other replicas (the revoking replica already dropped its own cache entries).
+
+        Never raises: what is announced has already been committed (a rotation, a revocation),
+        and the caller's answer must not turn into an error because of it (a client refused
+        its rotated tokens would replay the old refresh token and lose the grant). A notice that
+        cannot be sent is logged; the other replicas' cache entries expire within `max_age`.
+        """
         if not self._postgres:
             return
-        async with self._engine.begin() as conn:
-            await conn.execute(text("SELECT pg_notify(:channel, :grant_id)"), {"channel": CHANNEL, "grant_id": grant_id})
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(text("SELECT pg_notify(:channel, :grant_id)"), {"channel": CHANNEL, "grant_id": grant_id})
+        except Exception as exc:  # noqa: BLE001 - see above: logged, never raised
+            logger.warning(
+                "could not tell the other replicas that grant %s changed (%s); their cached tokens expire on their own",
+                grant_id[:8],
+                describe(exc),
+            )
 
     async def start(self) -> None:
         if self._sqlite_watch is not None:

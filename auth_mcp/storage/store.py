@@ -7,16 +7,18 @@ concurrent requests (in one process or on two replicas) can never both succeed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import fields
 from typing import Any, Literal, Protocol, TypeVar
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from auth_mcp.clock import Clock
 from auth_mcp.storage import schema as s
+from auth_mcp.storage.availability import StorageUnavailable, WriteHealth, describe, is_outage
 from auth_mcp.storage.records import (
     AccessTokenRecord,
     ClientRecord,
@@ -44,7 +46,9 @@ class Store(Protocol):
     deleting a grant deletes its codes and tokens; `add_client` / `add_pending` with a cap keep
     at most that many unused registrations / unapproved requests, evicting the oldest first,
     and return how many they evicted (under concurrent writers on PostgreSQL the cap can be
-    exceeded by the number of concurrent inserts, never more). Does not check: expiry of what it returns
+    exceeded by the number of concurrent inserts, never more); a database that cannot serve
+    (down, full, read-only) raises `StorageUnavailable`, and nothing was changed unless the
+    commit had already been sent when the connection died. Does not check: expiry of what it returns
     (callers compare `expires_at` with their clock), client authentication, PKCE, scopes.
     """
 
@@ -97,10 +101,47 @@ class SqlStore:
     def __init__(self, *, engine: AsyncEngine, clock: Clock) -> None:
         self._engine = engine
         self._clock = clock
+        self.health = WriteHealth(clock=clock)
 
     @property
     def engine(self) -> AsyncEngine:
         return self._engine
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction; an outage becomes `StorageUnavailable`, and every outcome updates `health`."""
+        try:
+            async with self._engine.begin() as conn:
+                yield conn
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self.health.write_failed(describe(exc))
+            raise StorageUnavailable(describe(exc)) from exc
+        self.health.write_succeeded()
+
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads; an outage becomes `StorageUnavailable`."""
+        try:
+            async with self._engine.connect() as conn:
+                yield conn
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            raise StorageUnavailable(describe(exc)) from exc
+
+    async def probe_write(self) -> bool:
+        """Whether a write commits now (the readiness check asks).
+
+        Rewrites the schema version row with itself: a real write transaction that changes nothing.
+        """
+        try:
+            async with self._writing() as conn:
+                await conn.execute(text("UPDATE alembic_version SET version_num = version_num"))
+        except StorageUnavailable:
+            return False
+        return True
 
     def _now(self) -> int:
         return int(self._clock.now())
@@ -109,7 +150,7 @@ class SqlStore:
 
     async def add_client(self, record: ClientRecord, *, max_unused: int | None = None) -> int:
         table = s.clients
-        async with self._engine.begin() as conn:
+        async with self._writing() as conn:
             evicted = 0
             if max_unused is not None:
                 unused = table.c.used_at.is_(None)
@@ -120,20 +161,20 @@ class SqlStore:
         return evicted
 
     async def get_client(self, client_id: str) -> ClientRecord | None:
-        async with self._engine.connect() as conn:
+        async with self._reading() as conn:
             row = (await conn.execute(select(s.clients).where(s.clients.c.client_id == client_id))).first()
         if row is None:
             return None
         return _client(row)
 
     async def list_clients(self) -> list[ClientRecord]:
-        async with self._engine.connect() as conn:
+        async with self._reading() as conn:
             rows = (await conn.execute(select(s.clients).order_by(s.clients.c.created_at))).all()
         return [_client(row) for row in rows]
 
     async def delete_client(self, client_id: str) -> list[str]:
         """Delete a client and every grant issued to it; returns the deleted grant ids."""
-        async with self._engine.begin() as conn:
+        async with self._writing() as conn:
             grant_ids = list(
                 (await conn.execute(select(s.grants.c.grant_id).where(s.grants.c.client_id == client_id))).scalars()
             )
@@ -146,7 +187,7 @@ class SqlStore:
 
     async def add_pending(self, pending: PendingAuthorization, *, max_pending: int | None = None) -> int:
         table = s.pending_authorizations
-        async with self._engine.begin() as conn:
+        async with self._writing() as conn:
             evicted = 0
             if max_pending is not None:
                 # Approved requests have a person at GitHub right now: they go only when nothing else can.
@@ -165,7 +206,7 @@ class SqlStore:
 
     async def get_pending(self, request_hash: str) -> PendingAuthorization | None:
         table = s.pending_authorizations
-        async with self._engine.connect() as conn:
+        async with self._reading() as conn:
             row = (await conn.execute(select(table).where(table.c.request_hash == request_hash))).first()
         return None if row is None else _pending(row)
 
@@ -174,7 +215,7 @@ class SqlStore:
     ) -> bool:
         """Record the approval once: a second approval of the same request fails."""
         table = s.pending_authorizations
-        async with self._engine.begin() as conn:
+        async with self._writing() as conn:
             result = await conn.execute(
                 update(table)
                 .where(
@@ -192,7 +233,7 @@ class SqlStore:
 
     async def delete_pending(self, request_hash: str) -> bool:
         table = s.pending_authorizations
-        async with self._engine.begin() as conn:
+        async with self._writing() as conn:
             result = await conn.execute(delete(table).where(table.c.request_hash == request_hash))
         return result.rowcount == 1
 
@@ -203,7 +244,7 @@ class SqlStore:
         be told apart from a forged one.
         """
         table = s.pending_authorizations
-        async with self._engine.begin() as conn:
+        async with self._writing() as conn:
             row = (
                 await conn.execute(select(table).where(table.c.upstream_state_hash == upstream_state_hash))
             ).first()
@@ -221,7 +262,7 @@ class SqlStore:
     # Grants ----------------------------------------------------------------------------------
 
     async def add_grant_with_code(self, grant: Grant, code: CodeRecord) -> None:
-        async with self._engine.begin() as conn:
+        async with self._writing() as conn:
             await conn.execute(
                 insert(s.grants).values(**_columns(grant))
             )
@@ -235,7 +276,7 @@ class SqlStore:
             )
 
     async def get_grant(self, grant_id: str) -> Grant | None:
-        async with self._engine.connect() as conn:
+        async with self._reading() as conn:
             row = (await conn.execute(select(s.grants).where(s.grants.c.grant_id == grant_id))).first()
         return None if row is None else _grant(row)
 
@@ -243,7 +284,7 @@ class SqlStore:
         query = select(s.grants).order_by(s.grants.c.created_at)
         if github_user_id is not None:
             query = query.where(s.grants.c.github_user_id == github_user_id)
-        async with self._engine.connect() as conn:
+        async with self._reading() as conn:
             rows = (await conn.execute(query)).all()
         return [_grant(row) for row in rows]
 
@@ -259,12 +300,12 @@ class SqlStore:
             .where(table.c.grant_id.in_(list(grant_ids)))
             .group_by(table.c.grant_id)
         )
-        async with self._engine.connect() as conn:
+        async with self._reading() as conn:
             rows = (await conn.execute(query)).all()
         return {grant_id: int(created_at) for grant_id, created_at in rows}
 
     async def update_github_credentials(self, grant_id: str, credentials: GitHubCredentials) -> bool:
-        async with self._engine.begin() as conn:
+        async with self._writing() as conn:
             result = await conn.execute(
                 update(s.grants)
                 .where(s.grants.c.grant_id == grant_id)
@@ -282,7 +323,7 @@ class SqlStore:
     async def acquire_refresh_lease(self, grant_id: str, *, until: int) -> bool:
         """Take the grant's refresh lease unless another process holds an unexpired one."""
         grants = s.grants
-        async with self._engine.begin() as conn:
+        async with self._writing() as conn:
             result = await conn.execute(
                 update(grants)
                 .where(
@@ -294,12 +335,12 @@ class SqlStore:
         return result.rowcount == 1
 
     async def release_refresh_lease(self, grant_id: str) -> None:
-        async with self._engine.begin() as conn:
+        async with self._writing() as conn:
             await conn.execute(update(s.grants).where(s.grants.c.grant_id == grant_id).values(refresh_lease_until=None))
 
     async def delete_grant(self, grant_id: str) -> Grant | None:
         """Revoke: delete the grant and (cascade) its codes and tokens. Returns what was deleted."""
-        async with self._engine.begin() as conn:
+        async with self._writing() as conn:
             row = (await conn.execute(select(s.grants).where(s.grants.c.grant_id == grant_id))).first()
             if row is None:
                 return None
@@ -310,14 +351,14 @@ class SqlStore:
 
     async def get_code(self, code_hash: str) -> CodeRecord | None:
         table = s.authorization_codes
-        async with self._engine.connect() as conn:
+        async with self._reading() as conn:
             row = (await conn.execute(select(table).where(table.c.code_hash == code_hash))).first()
         return None if row is None else _code(row)
 
     async def consume_code(self, code_hash: str, tokens: TokenPair, *, client_id: str) -> bool:
         """Mark the code used and store the tokens issued from it, atomically; False if already used."""
         table = s.authorization_codes
-        async with self._engine.begin() as conn:
+        async with self._writing() as conn:
             result = await conn.execute(
                 update(table)
                 .where(table.c.code_hash == code_hash, table.c.used_at.is_(None))
@@ -347,7 +388,7 @@ class SqlStore:
             .join(g, g.c.grant_id == at.c.grant_id)
             .where(at.c.token_hash == token_hash)
         )
-        async with self._engine.connect() as conn:
+        async with self._reading() as conn:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
@@ -355,7 +396,7 @@ class SqlStore:
 
     async def get_refresh_token(self, token_hash: str) -> RefreshTokenRecord | None:
         table = s.refresh_tokens
-        async with self._engine.connect() as conn:
+        async with self._reading() as conn:
             row = (await conn.execute(select(table).where(table.c.token_hash == token_hash))).first()
         if row is None:
             return None
@@ -368,7 +409,7 @@ class SqlStore:
         """
         table = s.refresh_tokens
         now = self._now()
-        async with self._engine.begin() as conn:
+        async with self._writing() as conn:
             result = await conn.execute(
                 update(table)
                 .where(table.c.token_hash == token_hash, table.c.rotated_at.is_(None), table.c.expires_at > now)
@@ -388,7 +429,7 @@ class SqlStore:
         """Delete up to `limit` expired grants (and what was issued from them); returns them, so
         that the caller can revoke their GitHub tokens."""
         grants = s.grants
-        async with self._engine.begin() as conn:
+        async with self._writing() as conn:
             rows = (
                 await conn.execute(select(grants).where(grants.c.expires_at < self._now()).order_by(grants.c.expires_at).limit(limit))
             ).all()
@@ -415,7 +456,7 @@ class SqlStore:
             key = next(iter(table.primary_key.columns))
             total = 0
             while True:
-                async with self._engine.begin() as conn:
+                async with self._writing() as conn:
                     batch = select(key).where(condition).limit(_PURGE_BATCH).scalar_subquery()
                     result = await conn.execute(delete(table).where(key.in_(batch)))
                 total += result.rowcount

@@ -31,7 +31,9 @@ from mcp.server.mcpserver.resolve import Resolve
 
 from auth_mcp.github.models import GitHubError
 from auth_mcp.github.person import PersonGitHub
+from auth_mcp.http.outage import note_outage
 from auth_mcp.resource.verifier import McpAccessToken
+from auth_mcp.storage.availability import StorageUnavailable
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -94,6 +96,11 @@ def scoped_tool(*, scopes: tuple[str, ...], title: str) -> Callable[[Callable[P,
                 return await fn(*args, **kwargs)
             except GitHubError as exc:
                 raise ToolError(str(exc)) from None
+            except StorageUnavailable as exc:
+                # The SDK would make this an error result under HTTP 200 (and log a traceback):
+                # the outage layer answers 503 with Retry-After instead, so clients retry.
+                note_outage(exc)
+                raise ToolError(f"{exc.message} Retry in {exc.retry_after} seconds.") from None
 
         return ToolSpec(fn=guarded, scopes=scopes, title=title)
 

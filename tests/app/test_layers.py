@@ -13,10 +13,13 @@ from auth_mcp.app import SERVER_LAYERS
 from auth_mcp.app.resource import MCP_ENDPOINT_LAYERS
 from tests.support.oauth import call_tool, login
 from tests.support.server import in_process
+from tests.support.throwaway_postgres import throwaway_postgres
+
+SECRET = "layer-tests-share-this-key-" + "k" * 16
 
 
 def test_the_layers_are_the_ones_whose_reasons_are_tested_here() -> None:
-    assert SERVER_LAYERS == ("proxy_headers", "access_log", "loopback_alias", "body_deadline", "mcp_shortcut")
+    assert SERVER_LAYERS == ("proxy_headers", "access_log", "loopback_alias", "body_deadline", "outage", "mcp_shortcut")
     assert MCP_ENDPOINT_LAYERS == ("host_origin", "browser_cors", "bearer", "streams")
 
 
@@ -118,3 +121,23 @@ async def test_loopback_alias_before_the_mcp_shortcut_and_inside_access_log_a_to
         await other.aclose()
         assert response.status_code == 421 and "use http://localhost:8000/mcp" in response.text
         assert any('"POST /mcp" 421' in record.getMessage() for record in caplog.records if record.name == "auth_mcp.access")
+
+
+async def test_access_log_outside_outage_a_503_for_an_outage_is_logged_as_503(caplog: pytest.LogCaptureFixture) -> None:
+    with throwaway_postgres() as postgres:
+        async with in_process(database_url=postgres.url, secret_key=SECRET) as env:
+            postgres.stop()
+            with caplog.at_level(logging.INFO, logger="auth_mcp.access"):
+                response = await env.http.post("/register", json={"redirect_uris": ["http://127.0.0.1:1/cb"]})
+            assert response.status_code == 503
+            assert any('"POST /register" 503' in record.getMessage() for record in caplog.records if record.name == "auth_mcp.access")
+
+
+async def test_outage_outside_the_mcp_shortcut_tool_calls_get_503_too() -> None:
+    with throwaway_postgres() as postgres:
+        async with in_process(database_url=postgres.url, secret_key=SECRET) as env:
+            _, issued = await login(env)
+            postgres.stop()
+            env.clock.advance(31)  # past the verification cache: the bearer check reads the database
+            response = await call_tool(env, issued.access_token, "whoami")
+            assert response.status_code == 503 and response.headers["retry-after"]
