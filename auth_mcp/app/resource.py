@@ -16,6 +16,7 @@ from auth_mcp.app.core import SERVER_NAME, Core
 from auth_mcp.github.person import PersonGitHub
 from auth_mcp.http.cors import BrowserCors
 from auth_mcp.http.dns_rebinding import DnsRebindingGuard
+from auth_mcp.http.rate_limit import BEARER_FAILURES, FailureBudget, TokenBuckets, default_limits
 from auth_mcp.http.routing import AsgiEndpoint
 from auth_mcp.resource.bearer import BearerGuard
 from auth_mcp.resource.stateless_stream import NoServerStream
@@ -90,6 +91,10 @@ def build_resource_server(core: Core, *, tools: Sequence[ToolSpec]) -> ResourceS
     settings, audience = core.settings, core.audience
     mcp = build_mcp_server(settings, tools=tools, people=core.people)
     streamable = settings.transport == "streamable-http"
+    failures = None
+    if settings.rate_limit_per_minute:
+        limit = default_limits(settings.rate_limit_per_minute)[BEARER_FAILURES]
+        failures = FailureBudget(name=BEARER_FAILURES, limit=limit, buckets=TokenBuckets(clock=core.clock))
     # The layers named in MCP_ENDPOINT_LAYERS, each wrapping what is inside it.
     layers: dict[str, Callable[[ASGIApp], ASGIApp]] = {
         "bearer": lambda app: BearerGuard(
@@ -101,6 +106,7 @@ def build_resource_server(core: Core, *, tools: Sequence[ToolSpec]) -> ResourceS
             tool_scopes={spec.name: spec.scopes for spec in tools},
             metrics=core.metrics,
             trust_routing_headers=streamable,
+            failures=failures,
         ),
         "browser_cors": lambda app: (
             BrowserCors(app, origins=list(settings.allowed_origins)) if settings.allowed_origins else app

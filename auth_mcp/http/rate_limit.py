@@ -4,7 +4,8 @@ Token buckets in process memory: each replica limits what it sees (with N replic
 round-robin balancer a client gets at most N times the budget, which still bounds abuse). The
 client address is the TCP peer, or the `X-Forwarded-For` entry added by a proxy listed in
 `AUTH_MCP_TRUSTED_PROXIES` (uvicorn's ProxyHeadersMiddleware, installed in app.py); a header
-from anyone else is ignored, so it cannot be forged to dodge the limit.
+from anyone else is ignored, so it cannot be forged to dodge the limit. The MCP endpoint has no
+request limit, only a budget for failed bearer checks (`FailureBudget`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from auth_mcp.http.negotiation import prefers_html
 from auth_mcp.http.pages import Pages
 
 MAX_TRACKED_CLIENTS = 100_000
+BEARER_FAILURES = "bearer-failures"
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ def default_limits(per_minute: int) -> dict[str, Limit]:
         "/account/revoke": Limit(per_minute),
         "/account/sign-out": Limit(per_minute),
         "/github/callback/account": Limit(per_minute),
+        # Unknown bearer tokens on the MCP endpoint: each costs a database query (resource/bearer.py).
+        BEARER_FAILURES: Limit(per_minute),
     }
 
 
@@ -76,6 +80,43 @@ class TokenBuckets:
         self._buckets[key] = (tokens, now)
         return (1 - tokens) / limit.refill_per_second
 
+    def wait(self, key: tuple[str, str], limit: Limit) -> float:
+        """Seconds until `key` may spend a token (0: now), without spending one."""
+        state = self._buckets.get(key)
+        if state is None:
+            return 0.0
+        tokens, updated = state
+        tokens = min(limit.capacity, tokens + (self._clock.now() - updated) * limit.refill_per_second)
+        return 0.0 if tokens >= 1 else (1 - tokens) / limit.refill_per_second
+
+
+class FailureBudget:
+    """A per-address budget for failures that cost us work, such as unknown bearer tokens (each
+    one a database query): spent only by failures, so an address's successful requests go on.
+
+    `exhausted` is asked before the costly work, `spend` after it failed; requests in flight
+    together may overshoot the budget by their number, which bounds nothing worse.
+    """
+
+    def __init__(self, *, name: str, limit: Limit, buckets: TokenBuckets) -> None:
+        self._name = name
+        self._limit = limit
+        self._buckets = buckets
+
+    def exhausted(self, scope: Scope) -> float:
+        """Seconds until the address behind this request may fail again (0: it may now)."""
+        return self._buckets.wait((client_bucket(scope), self._name), self._limit)
+
+    def spend(self, scope: Scope) -> None:
+        self._buckets.take((client_bucket(scope), self._name), self._limit)
+
+
+def too_many_requests(retry_after: float) -> JSONResponse:
+    """A 429 (RFC 6585 §4) with `Retry-After` in whole seconds."""
+    seconds = str(max(1, math.ceil(retry_after)))
+    body = {"error": "temporarily_unavailable", "error_description": f"Too many requests; retry in {seconds} seconds"}
+    return JSONResponse(body, status_code=429, headers={"retry-after": seconds, "cache-control": "no-store"})
+
 
 class RateLimit:
     """Wraps one endpoint: 429 with `Retry-After` once a client IP's bucket for it is empty.
@@ -95,8 +136,7 @@ class RateLimit:
         if scope["type"] != "http" or scope["method"] == "OPTIONS":
             await self._app(scope, receive, send)
             return
-        client = scope.get("client")
-        wait = self._buckets.take((_bucket_of(client[0] if client else "unknown"), self._name), self._limit)
+        wait = self._buckets.take((client_bucket(scope), self._name), self._limit)
         if wait <= 0:
             await self._app(scope, receive, send)
             return
@@ -112,9 +152,13 @@ class RateLimit:
             page.headers["Retry-After"] = retry_after
             await page(scope, receive, send)
             return
-        body = {"error": "temporarily_unavailable", "error_description": f"Too many requests; retry in {retry_after} seconds"}
-        headers = {"retry-after": retry_after, "cache-control": "no-store"}
-        await JSONResponse(body, status_code=429, headers=headers)(scope, receive, send)
+        await too_many_requests(wait)(scope, receive, send)
+
+
+def client_bucket(scope: Scope) -> str:
+    """Whose budget a request spends: its client address (see the module docstring)."""
+    client = scope.get("client")
+    return _bucket_of(client[0] if client else "unknown")
 
 
 def _bucket_of(address: str) -> str:

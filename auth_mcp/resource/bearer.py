@@ -5,7 +5,9 @@ RFC 6750 and MCP basic/authorization:
 - a missing, invalid, expired, revoked or foreign-audience token gets 401 with a challenge
   naming `resource_metadata` (RFC 9728 §5.1) and the `scope` to ask for;
 - a `tools/call` whose tool needs a scope the token lacks gets 403 `insufficient_scope`
-  naming every scope that call needs, in one challenge, so the client can step up.
+  naming every scope that call needs, in one challenge, so the client can step up;
+- an address whose unknown tokens used up its failure budget gets 429 with `Retry-After` for
+  tokens that would need a database query (RFC 6585 §4).
 On success the SDK's `AuthenticatedUser` is put in the ASGI scope and its context variable,
 which is how tools learn who is calling (`mcp.server.auth.middleware.auth_context`), and the
 person's GitHub login and id and the tool called go in the scope for the access log
@@ -30,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from auth_mcp.http.access_log import PERSON_ID_KEY, PERSON_KEY, TOOL_KEY
 from auth_mcp.http.headers import remove_header, request_headers
 from auth_mcp.http.metrics import Metrics
+from auth_mcp.http.rate_limit import FailureBudget, too_many_requests
 from auth_mcp.http.refusals import log_refusal
 from auth_mcp.resource.audience import Audience
 from auth_mcp.resource.verifier import CachedVerifier, Verified
@@ -65,7 +68,10 @@ class BearerGuard:
         tool_scopes: Mapping[str, Sequence[str]],
         metrics: Metrics,
         trust_routing_headers: bool,
+        failures: FailureBudget | None = None,
     ) -> None:
+        # Unknown tokens per client address (http/rate_limit.py): None when rate limits are off.
+        self._failures = failures
         # Only the streamable HTTP transport checks Mcp-Method / Mcp-Name against the body (SSE does not).
         self._trust_routing_headers = trust_routing_headers
         self._metrics = metrics
@@ -88,8 +94,12 @@ class BearerGuard:
             self._metrics.tokens_refused.labels("missing").inc()
             await self._refuse(scope, receive, send, 401, error=None, description="Authentication required")
             return
+        if self._failures is not None and await self._over_budget(self._failures, scope, receive, send, token):
+            return
         verified = await self._verifier.verify(token)
         if verified is None:
+            if self._failures is not None:
+                self._failures.spend(scope)
             self._metrics.tokens_refused.labels("invalid").inc()
             description = "The access token is invalid, expired or revoked"
             log_refusal(endpoint=scope["path"], status=401, error="invalid_token", description=description)
@@ -148,6 +158,19 @@ class BearerGuard:
             await self._app(scope, receive, send)
         finally:
             auth_context_var.reset(reset)
+
+    async def _over_budget(self, failures: FailureBudget, scope: Scope, receive: Receive, send: Send, token: str) -> bool:
+        """429 if this address's unknown tokens have cost enough queries and this token would
+        need one too (a valid token already cached passes: it costs nothing)."""
+        wait = failures.exhausted(scope)
+        if wait <= 0 or self._verifier.knows(token):
+            return False
+        self._metrics.tokens_refused.labels("failure_budget").inc()
+        response = too_many_requests(wait)
+        description = "Too many unknown tokens from this address"
+        log_refusal(endpoint=scope["path"], status=429, error="temporarily_unavailable", description=description)
+        await response(scope, receive, send)
+        return True
 
     async def _check_body_within_limit(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Behind RequestBodyLimitMiddleware (`_check_body`): the whole body is the first message."""

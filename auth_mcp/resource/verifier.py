@@ -13,7 +13,10 @@ grant. The hot path is an in-process cache keyed by the token's hash. Correctnes
   one query, not a stampede;
 - unknown tokens are remembered briefly (negative entries, bounded), so a client hammering
   with one bad token costs one query per `max_age`. A token cannot become valid later: tokens
-  are random and reach clients only after they are stored.
+  are random and reach clients only after they are stored. Negative entries live in their own
+  bounded structure: a flood of random tokens evicts only other negative entries, never a
+  valid token's (random tokens each costing a query are what the bearer guard's per-address
+  failure budget is for).
 """
 
 from __future__ import annotations
@@ -105,6 +108,11 @@ class CachedVerifier:
     def cached(self) -> int:
         """How many tokens are cached now (for metrics and tests)."""
         return len(self._entries)
+
+    def knows(self, token: str) -> bool:
+        """Whether `token` is cached as valid now: verifying it costs no database query."""
+        entry = self._entries.get(token_hash(token))
+        return entry is not None and self._clock.now() - entry.fetched_at < self._max_age
 
     async def verify_token(self, token: str) -> McpAccessToken | None:
         """The SDK's `TokenVerifier` protocol."""
