@@ -39,11 +39,12 @@ from auth_mcp.authorization.cimd import MetadataDocumentClients
 from auth_mcp.authorization.expiry import Purger
 from auth_mcp.clock import Clock, SystemClock
 from auth_mcp.github.devserver import DevGitHubOptions
+from auth_mcp.github.models import GitHubRateLimited, GitHubUnavailable
 from auth_mcp.http.access_log import AccessLog
 from auth_mcp.http.front_page import FrontPage
 from auth_mcp.http.health import healthz, readyz
 from auth_mcp.http.loopback_alias import LoopbackAliasGuard
-from auth_mcp.http.outage import Outage, OutageResponses
+from auth_mcp.http.outage import Outage, OutageResponses, Unavailable
 from auth_mcp.http.rate_limit import RateLimit, TokenBuckets, default_limits
 from auth_mcp.http.read_deadlines import BodyReadDeadline
 from auth_mcp.http.routing import Shortcut
@@ -76,6 +77,7 @@ SERVER_LAYERS: tuple[str, ...] = (
     "outage",
     "mcp_shortcut",
 )
+GITHUB_RETRY_AFTER = 30  # seconds: GitHub's incidents are rarely shorter
 
 
 def create_app(
@@ -220,10 +222,15 @@ def _server_middleware(core: Core, *, shortcut: Route | None) -> list[Middleware
 
 def outage_of(error: BaseException, *, clock: Clock) -> Outage | None:
     """Which failures are outages (503 with Retry-After): the database's, whether the store
-    already said so or a driver error escaped from elsewhere."""
-    del clock
+    already said so or a driver error escaped from elsewhere; and GitHub's, where a request
+    cannot be answered without it (the membership check of a refresh)."""
     if isinstance(error, StorageUnavailable):
         return error
+    if isinstance(error, GitHubRateLimited):
+        wait = max(1, error.retry_at - int(clock.now()))
+        return Unavailable(retry_after=wait, message="GitHub's rate limit for this person is exhausted.", reason=str(error))
+    if isinstance(error, GitHubUnavailable):
+        return Unavailable(retry_after=GITHUB_RETRY_AFTER, message="GitHub is not answering right now.", reason=str(error))
     if is_outage(error):
         return StorageUnavailable(describe(error))
     return None

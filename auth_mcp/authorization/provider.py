@@ -32,7 +32,7 @@ from auth_mcp.authorization.client_directory import ClientDirectory
 from auth_mcp.authorization.clients import RegisteredClient
 from auth_mcp.authorization.revocation import Revoker
 from auth_mcp.clock import Clock
-from auth_mcp.github.models import GitHubError
+from auth_mcp.github.models import GitHubError, GitHubRateLimited, GitHubUnavailable
 from auth_mcp.github.person import GrantEnded
 from auth_mcp.http.metrics import Metrics
 from auth_mcp.http.outage import note_outage
@@ -265,6 +265,12 @@ class AuthServerProvider:
             decision = await self._recheck(grant_id)
         except GrantEnded as exc:
             raise TokenError("invalid_grant", str(exc)) from None
+        except (GitHubUnavailable, GitHubRateLimited):
+            # GitHub cannot answer now: neither a yes nor a no. invalid_grant would make the
+            # client drop its refresh token and send the person to log in again (through the
+            # same outage); instead this propagates to the outage layer: 503 with Retry-After,
+            # and the refresh token, unspent, works once GitHub answers.
+            raise
         except GitHubError as exc:
             # Fail closed, but keep the grant: the client may try again once GitHub answers.
             raise TokenError("invalid_grant", f"could not confirm with GitHub that access is still allowed: {exc}") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
@@ -17,6 +18,7 @@ import httpx
 from pydantic import SecretStr, ValidationError
 
 from auth_mcp.clock import Clock
+from auth_mcp.github.backoff import RateLimitBackoff
 from auth_mcp.github.etags import CachedResponse, ETagCache
 from auth_mcp.github.models import (
     GitHubError,
@@ -32,6 +34,7 @@ from auth_mcp.github.models import (
     ScopesHeader,
     TokenResponse,
 )
+from auth_mcp.tokens import token_hash
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +43,9 @@ USER_AGENT = "auth-mcp/0.1 (+https://github.com/auth-mcp/auth-mcp)"
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 # GitHub: "wait at least one minute" before retrying after a secondary rate limit without retry-after.
 _SECONDARY_LIMIT_PAUSE = 60
+# While a person is rate limited, a cached response GitHub sent or confirmed this recently
+# answers in GitHub's place; an older one would pass off stale data as current.
+ETAG_FRESH_FOR = 300
 
 ApiObserver = Callable[[str, int | None, str | None], None]
 """Called after each GitHub call with (endpoint label, HTTP status or None, x-ratelimit-remaining)."""
@@ -49,14 +55,17 @@ class GitHub(Protocol):
     """GitHub as the rest of the program uses it.
 
     Guarantees: methods either return parsed data or raise a `GitHubError` subclass; reads
-    that can be conditional are. Does not: retry (a rate limit is reported, not waited out),
-    refresh tokens on its own, or decide what a 401 means for a grant (github/person.py does).
+    that can be conditional are; after GitHub answers "rate limited", no read for that person
+    (`person`, else the token) is sent before the time GitHub gave: a response cached in the
+    last `ETAG_FRESH_FOR` seconds answers instead, or `GitHubRateLimited` with the time left.
+    Does not: retry, refresh tokens on its own, or decide what a 401 means for a grant
+    (github/person.py does).
     """
 
     def authorize_url(self, *, redirect_uri: str, scopes: Sequence[str], state: str, code_challenge: str) -> str: ...
     async def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> GitHubTokens: ...
     async def refresh(self, refresh_token: str) -> GitHubTokens: ...
-    async def get_json(self, token: str, path: str) -> Any: ...
+    async def get_json(self, token: str, path: str, *, person: str | None = None) -> Any: ...
     async def get_user(self, token: str) -> GitHubUser: ...
     async def get_org_membership(self, token: str, org: str) -> OrgMembership | None: ...
     async def revoke_token(self, token: str) -> None: ...
@@ -74,6 +83,7 @@ class GitHubClient:
         clock: Clock,
         etags: ETagCache | None = None,
         observer: ApiObserver | None = None,
+        backoff: RateLimitBackoff | None = None,
     ) -> None:
         self._http = http
         self._web_url = web_url.rstrip("/")
@@ -82,6 +92,7 @@ class GitHubClient:
         self._client_secret = client_secret
         self._clock = clock
         self._etags = etags if etags is not None else ETagCache()
+        self._backoff = backoff if backoff is not None else RateLimitBackoff(clock=clock)
         self._observer = observer
 
     @property
@@ -165,25 +176,52 @@ class GitHubClient:
             headers["Authorization"] = f"Bearer {token}"
         return headers
 
-    async def get_json(self, token: str, path: str) -> Any:
-        """A conditional GET: with the ETag cached for this token, an unchanged resource costs a 304."""
+    async def get_json(self, token: str, path: str, *, person: str | None = None) -> Any:
+        """A conditional GET: with the ETag cached for this token, an unchanged resource costs a 304.
+
+        `person` (the GitHub user id) is whose rate limit the call spends; without it, the token's.
+        """
         url = f"{self._api_url}/{path.lstrip('/')}"
-        headers = self._api_headers(token)
+        limiter = f"person:{person}" if person is not None else f"token:{token_hash(token)}"
         cached = self._etags.get(token, url)
+        held = self._backoff.holding(limiter)
+        if held is not None:
+            return self._instead_of_github(cached, held)
+        headers = self._api_headers(token)
         if cached is not None:
             headers["If-None-Match"] = cached.etag
         response = await self._send("GET", url, label=_label(path), headers=headers)
+        self._note_exhaustion(limiter, response)
         if response.status_code == 304 and cached is not None:
+            self._etags.put(token, url, replace(cached, validated_at=self._clock.now()))
             return cached.body
-        self._raise_for_api_status(response)
+        try:
+            self._raise_for_api_status(response)
+        except GitHubRateLimited as limited:
+            self._backoff.hold(limiter, limited)
+            return self._instead_of_github(cached, limited)
         try:
             body = response.json()
         except (json.JSONDecodeError, ValueError):
             raise GitHubUnavailable(f"GitHub answered {path} with a body that is not JSON") from None
         etag = response.headers.get("etag")
         if etag:
-            self._etags.put(token, url, CachedResponse(etag=etag, body=body))
+            self._etags.put(token, url, CachedResponse(etag=etag, body=body, validated_at=self._clock.now()))
         return body
+
+    def _instead_of_github(self, cached: CachedResponse | None, limited: GitHubRateLimited) -> Any:
+        """While rate limited: a recent enough cached answer, else the limit with its retry time."""
+        if cached is not None and self._clock.now() - cached.validated_at <= ETAG_FRESH_FOR:
+            return cached.body
+        raise limited
+
+    def _note_exhaustion(self, limiter: str, response: httpx.Response) -> None:
+        """A success that spent the last call of the hour: hold back until the reset, as GitHub
+        would refuse anything sooner."""
+        headers = response.headers
+        reset = headers.get("x-ratelimit-reset", "")
+        if response.status_code < 400 and headers.get("x-ratelimit-remaining") == "0" and reset.isdigit():
+            self._backoff.hold(limiter, GitHubRateLimited(retry_at=int(reset), secondary=False, now=int(self._clock.now())))
 
     async def get_user(self, token: str) -> GitHubUser:
         body = await self.get_json(token, "/user")

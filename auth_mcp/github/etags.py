@@ -13,6 +13,7 @@ from auth_mcp.tokens import token_hash
 class CachedResponse:
     etag: str
     body: Any
+    validated_at: float = 0.0  # when GitHub last sent or confirmed (304) this body
 
 
 class ETagCache:

@@ -70,16 +70,17 @@ class PersonGitHub:
     async def get(self, path: str) -> Any:
         """GET a REST path as this person (conditional, so repeats cost a 304)."""
         grant = await self._load()
+        person = str(grant.github_user_id)  # GitHub's rate limit is the person's, across their grants
         token = await self._usable_token(grant)
         try:
-            return await self._github.get_json(token, path)
+            return await self._github.get_json(token, path, person=person)
         except GitHubUnauthorized:
             if grant.github.refresh_token_enc is None:
                 await self._end("GitHub no longer accepts the token: the app was revoked or the token replaced")
             # Perhaps it expired early, or another process refreshed it: refresh (or pick up theirs) once.
             token = await self._refreshed_token(grant)
             try:
-                return await self._github.get_json(token, path)
+                return await self._github.get_json(token, path, person=person)
             except GitHubUnauthorized:
                 await self._end("GitHub no longer accepts the token, even after refreshing it")
                 raise  # unreachable: _end raises
