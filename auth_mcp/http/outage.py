@@ -13,12 +13,12 @@ A response already started (an SSE stream) cannot be replaced: the stream ends, 
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth_mcp.http.pages import Pages
@@ -137,17 +137,6 @@ class OutageResponses:
             await response(scope, receive, send)
             return
         # RFC 6749 §4.1.2.1's code for "try again later".
-        body = json.dumps({"error": "temporarily_unavailable", "error_description": description}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 503,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", retry_after.encode()),
-                    (b"cache-control", b"no-store"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        body = {"error": "temporarily_unavailable", "error_description": description}
+        headers = {"retry-after": retry_after, "cache-control": "no-store"}
+        await JSONResponse(body, status_code=503, headers=headers)(scope, receive, send)
