@@ -100,6 +100,9 @@ class CachedVerifier:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._unknown: OrderedDict[str, float] = OrderedDict()
         self._by_grant: dict[str, set[str]] = {}
+        # Tokens seen valid, until they expire (bounded like the cache): checking one again is its
+        # holder's work, not a guess, so the bearer guard's failure budget lets it through.
+        self._vouched: OrderedDict[str, float] = OrderedDict()
         self._inflight: dict[str, tuple[int, asyncio.Future[Verified | None]]] = {}
         # Bumped by every forget: a database read that overlapped a revocation is not cached.
         self._generation = 0
@@ -110,9 +113,11 @@ class CachedVerifier:
         return len(self._entries)
 
     def knows(self, token: str) -> bool:
-        """Whether `token` is cached as valid now: verifying it costs no database query."""
-        entry = self._entries.get(token_hash(token))
-        return entry is not None and self._clock.now() - entry.fetched_at < self._max_age
+        """Whether `token` was valid when last verified and has not expired since (it may have
+        been revoked meanwhile: verification still decides). Random guesses are never known."""
+        digest = token_hash(token)
+        expires_at = self._vouched.get(digest)
+        return expires_at is not None and expires_at > self._clock.now()
 
     async def verify_token(self, token: str) -> McpAccessToken | None:
         """The SDK's `TokenVerifier` protocol."""
@@ -175,6 +180,7 @@ class CachedVerifier:
     def _remember(self, digest: str, verified: Verified | None, now: float) -> None:
         if verified is None:
             self._drop(digest)
+            self._vouched.pop(digest, None)
             self._unknown[digest] = now
             self._unknown.move_to_end(digest)
             while self._unknown:
@@ -185,6 +191,10 @@ class CachedVerifier:
             return
         self._entries[digest] = _Entry(verified, now)
         self._entries.move_to_end(digest)
+        self._vouched[digest] = verified.token.expires_at or now + self._max_age
+        self._vouched.move_to_end(digest)
+        if len(self._vouched) > self._max_entries:
+            self._vouched.popitem(last=False)
         self._by_grant.setdefault(verified.token.grant_id, set()).add(digest)
         # Entries are kept in fetch order; those older than max_age would be re-read anyway, so
         # they go now instead of accumulating up to max_entries (the soak benchmark's finding).
