@@ -92,15 +92,10 @@ class WriteHealth:
     def __init__(self, *, clock: Clock) -> None:
         self._clock = clock
         self._failing_since: float | None = None
-        self._reason = ""
 
     @property
     def failing(self) -> bool:
         return self._failing_since is not None
-
-    @property
-    def reason(self) -> str:
-        return self._reason
 
     def failing_for(self) -> int:
         """Whole seconds since writes started failing (0 when they work)."""
@@ -112,10 +107,8 @@ class WriteHealth:
         if self._failing_since is None:
             self._failing_since = self._clock.now()
             logger.warning("database writes are failing: %s", reason)
-        self._reason = reason
 
     def write_succeeded(self) -> None:
         if self._failing_since is not None:
             logger.warning("database writes work again after %d s", self.failing_for())
             self._failing_since = None
-            self._reason = ""

@@ -142,9 +142,10 @@ def replica_logs(tmp_path: Path) -> str:
     return "".join(path.read_text(errors="replace") for path in tmp_path.glob("replica-*.log"))
 
 
-def nginx_statuses(tmp_path: Path) -> Counter[int]:
-    """The status of every request the load balancer answered (logins' steps included)."""
-    return Counter(int(match) for match in re.findall(r'" (\d{3}) ', (tmp_path / "access.log").read_text()))
+def nginx_statuses(tmp_path: Path) -> Counter[tuple[str, int]]:
+    """(path, status) of every request the load balancer answered (logins' steps included)."""
+    lines = re.findall(r'"[A-Z]+ ([^ ?"]*)[^"]*" (\d{3}) ', (tmp_path / "access.log").read_text())
+    return Counter((path, int(status)) for path, status in lines)
 
 
 async def test_postgresql_restarted_under_load_loses_nothing_acknowledged_and_answers_only_503(
@@ -168,7 +169,8 @@ async def test_postgresql_restarted_under_load_loses_nothing_acknowledged_and_an
             broken = [family for family in load.families if family.broken]
             assert all(family.broken_after_unacknowledged for family in broken), load.statuses
             statuses = nginx_statuses(tmp_path)
-            assert set(statuses) <= {200, 201, 302, 303, 503} | ({400} if broken else set()), statuses
+            unexpected = {(path, status): n for (path, status), n in statuses.items() if status not in (200, 201, 302, 303, 503)}
+            assert unexpected == ({("/token", 400): len(broken)} if broken else {}), statuses
             for family in load.families:
                 if not family.broken:
                     assert (await refresh(remote, family.client, family.tokens.refresh_token)).status_code == 200  # type: ignore[arg-type]
@@ -176,7 +178,7 @@ async def test_postgresql_restarted_under_load_loses_nothing_acknowledged_and_an
             stored = await stored_clients(postgres)
             assert set(load.registered) <= stored
             assert "Traceback" not in replica_logs(tmp_path)
-            print(f"statuses {dict(statuses)}, {len(load.registered)} registrations, {load.logins} logins")
+            print(f"statuses {dict(Counter(status for _, status in statuses.elements()))}, {len(load.registered)} registrations, {load.logins} logins")
         finally:
             await remote.aclose()
 
@@ -199,13 +201,20 @@ async def test_a_replica_killed_mid_load_breaks_no_refresh_family_beyond_the_one
             broken = [family for family in load.families if family.broken]
             assert all(family.broken_after_unacknowledged == 1 for family in broken), load.statuses
             statuses = nginx_statuses(tmp_path)
-            assert set(statuses) <= {200, 201, 302, 303, 502} | ({400} if broken else set()), statuses
+            unexpected = Counter(
+                {(path, status): n for (path, status), n in statuses.items() if status not in (200, 201, 302, 303, 502)}
+            )
+            # A login whose callback the dead replica took (state spent) and nginx then retried on
+            # the other one (a GET) ends in 400 "already used": that login starts over.
+            assert unexpected[("/github/callback", 400)] <= 2, statuses
+            assert unexpected[("/token", 400)] == len(broken), statuses
+            assert set(unexpected) <= {("/github/callback", 400), ("/token", 400)}, statuses
             for family in load.families:
                 if not family.broken:
                     assert (await refresh(remote, family.client, family.tokens.refresh_token)).status_code == 200  # type: ignore[arg-type]
             assert load.logins_after_fault >= 1
             assert set(load.registered) <= await stored_clients(postgres)
-            print(f"statuses {dict(statuses)}, {len(broken)} families broken in flight, {load.logins} logins")
+            print(f"statuses {dict(Counter(status for _, status in statuses.elements()))}, {len(broken)} families broken in flight, {load.logins} logins")
         finally:
             await remote.aclose()
 
