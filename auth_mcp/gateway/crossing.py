@@ -78,7 +78,9 @@ def to_upstream(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]
 
 
 def to_client(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The upstream's response headers (lower-case names) that go back to the client."""
+    """The upstream's response headers (any case, as received) that go back to the client, with
+    lower-case names as ASGI wants them."""
+    headers = [(name.lower(), value) for name, value in headers]
     dropped = _named_by_connection(headers)
     return [
         (name, value)

@@ -142,7 +142,7 @@ class UpstreamProxy:
         outbound.append((b"accept-encoding", b"identity"))
         outbound.append((b"x-request-id", self._request_id().encode("ascii")))
         if isinstance(session, str):
-            outbound.append((_SESSION, session.encode("ascii")))
+            outbound.append((_SESSION, session.encode("latin-1")))
         return outbound
 
     async def _exchange(self, request: httpx.Request, caller: Caller, receive: Receive, send: Send) -> UpstreamFailure | None:
@@ -179,10 +179,12 @@ class UpstreamProxy:
             # The upstream refused our identity token: a configuration mismatch, not the client's
             # credential; a 401 (with the upstream's challenge) would send the client to log in again.
             raise UpstreamFailure(502, "refused auth-mcp's identity token (check its issuer, audience and jwks_uri)")
-        headers = to_client(response.headers.raw)
-        session = response.headers.get("mcp-session-id")
+        raw = response.headers.raw
+        headers = to_client(raw)
+        session = next((value for name, value in raw if name.lower() == _SESSION), None)
         if session is not None:
-            sealed = self._sessions.seal(session, upstream=self._name, person=caller.github_user_id)
+            # Bytes as latin-1 text and back: the upstream gets exactly the id it gave.
+            sealed = self._sessions.seal(session.decode("latin-1"), upstream=self._name, person=caller.github_user_id)
             if sealed is None:
                 raise UpstreamFailure(502, "answered with an unusable Mcp-Session-Id")
             headers.append((_SESSION, sealed.encode("ascii")))

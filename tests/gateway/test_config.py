@@ -6,10 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from auth_mcp.gateway.config import GatewayConfigError, load_gateway_config, parse_gateway_config
+from auth_mcp.gateway.config import (
+    GatewayConfigError,
+    load_gateway_config,
+    parse_gateway_config,
+)
 
 
-def parse(text: str):  # noqa: ANN201
+def parse(text: str):
     return parse_gateway_config(text, source="gateway.toml")
 
 

@@ -51,7 +51,8 @@ def test_credentials_hop_by_hop_and_forwarding_headers_do_not_reach_the_upstream
 def test_the_upstream_cannot_act_on_auth_mcp_s_origin() -> None:
     answered = [
         (b"content-type", b"text/event-stream"),
-        (b"set-cookie", b"session=stolen; Path=/"),
+        (b"Set-Cookie", b"session=stolen; Path=/"),
+        (b"SET-COOKIE", b"other=1"),
         (b"set-cookie2", b"x=1"),
         (b"clear-site-data", b'"cookies"'),
         (b"strict-transport-security", b"max-age=1"),
@@ -59,9 +60,9 @@ def test_the_upstream_cannot_act_on_auth_mcp_s_origin() -> None:
         (b"access-control-allow-origin", b"*"),
         (b"access-control-allow-credentials", b"true"),
         (b"www-authenticate", b'Bearer resource_metadata="https://elsewhere"'),
-        (b"connection", b"x-internal"),
-        (b"x-internal", b"1"),
+        (b"Connection", b"X-Internal"),
+        (b"X-Internal", b"1"),
         (b"transfer-encoding", b"chunked"),
-        (b"mcp-protocol-version", b"2025-06-18"),
+        (b"MCP-Protocol-Version", b"2025-06-18"),
     ]
     assert names(to_client(answered)) == {b"content-type", b"mcp-protocol-version"}
