@@ -65,6 +65,7 @@ class BearerGuard:
         tool_scopes: Mapping[str, Sequence[str]],
         metrics: Metrics,
         trust_routing_headers: bool,
+        required_scopes: Sequence[str] = (),
     ) -> None:
         # Only the streamable HTTP transport checks Mcp-Method / Mcp-Name against the body (SSE does not).
         self._trust_routing_headers = trust_routing_headers
@@ -76,6 +77,9 @@ class BearerGuard:
         self._default_scope = " ".join(default_scopes)
         self._tool_scopes = {name: tuple(scopes) for name, scopes in tool_scopes.items()}
         self._check_body = RequestBodyLimitMiddleware(self._check_body_within_limit, MAX_BODY)
+        # Scopes every request needs (a gateway upstream's); a tool may need more.
+        self._required = " ".join(required_scopes)
+        self._required_set = frozenset(required_scopes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS":
@@ -113,6 +117,11 @@ class BearerGuard:
             return
         scope[PERSON_KEY] = access.github_login
         scope[PERSON_ID_KEY] = access.github_user_id
+        if not verified.scopes.issuperset(self._required_set):
+            self._metrics.tokens_refused.labels("insufficient_scope").inc()
+            description = f"This server needs the scope {self._required}"
+            await self._refuse(scope, receive, send, 403, error="insufficient_scope", description=description, scope_value=self._required)
+            return
         if scope["method"] == "POST":
             if self._trust_routing_headers and _is_modern(headers.get(b"mcp-protocol-version")):
                 # 2026-07-28 requests name their method and tool in headers, and the SDK refuses
