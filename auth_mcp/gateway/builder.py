@@ -1,23 +1,18 @@
 """`build_gateway`: the gateway's parts for `create_app`, from the configuration file.
 
-What it hands back: the routes (each upstream's guarded endpoint and its Protected Resource
-Metadata, and the JWK Set), the audiences the authorization server must accept as resources,
-the readiness probe, and the HTTP client to close at shutdown.
+What it hands back: the routes (each upstream's endpoint, behind the guards the wiring puts
+around it, and the JWK Set), the readiness probe, and the HTTP client to close at shutdown.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import httpx
-from mcp.server.auth.handlers.metadata import ProtectedResourceMetadataHandler
-from mcp.server.auth.routes import build_resource_metadata_url
-from mcp.shared.auth import ProtectedResourceMetadata
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, request_response
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from auth_mcp.clock import Clock
@@ -27,13 +22,14 @@ from auth_mcp.gateway.identity import IdentityTokens
 from auth_mcp.gateway.proxy import GitHubTokenSource, RequestId, UpstreamProxy
 from auth_mcp.gateway.sessions import SessionSeal
 from auth_mcp.gateway.signing import SigningKeys
+from auth_mcp.http.routing import AsgiEndpoint
 
 JWKS_PATH = "/.well-known/jwks.json"
 MAX_CONNECTIONS = 1000
 
-# (app, upstream, resource, resource_metadata_url) -> the app behind Host/Origin checks, CORS and
-# the bearer guard for that resource: the same protection as /mcp, built by the wiring.
-Protect = Callable[[ASGIApp, Upstream, str, str], ASGIApp]
+# (app, upstream) -> the app behind Host/Origin checks, CORS and the bearer guard for the
+# upstream's resource: the same protection as /mcp, built by the wiring.
+Protect = Callable[[ASGIApp, Upstream], ASGIApp]
 
 
 @dataclass
@@ -42,7 +38,6 @@ class Gateway:
     keys: SigningKeys
     health: UpstreamHealth
     http: httpx.AsyncClient
-    resources: list[str]  # {issuer}/mcp/NAME for each upstream: what tokens may be issued for
     jwks_uri: str
     routes: list[BaseRoute] = field(default_factory=list)
     proxies: dict[str, UpstreamProxy] = field(default_factory=dict)
@@ -79,12 +74,9 @@ def build_gateway(
         keys=keys,
         health=UpstreamHealth(upstreams=upstreams, http=client, clock=clock),
         http=client,
-        resources=[issuer + upstream.path for upstream in upstreams],
         jwks_uri=issuer + JWKS_PATH,
     )
     for upstream in upstreams:
-        resource = issuer + upstream.path
-        metadata_url = str(build_resource_metadata_url(resource))  # type: ignore[arg-type]
         proxy = UpstreamProxy(
             upstream=upstream,
             http=client,
@@ -94,27 +86,9 @@ def build_gateway(
             request_id=request_id,
         )
         gateway.proxies[upstream.name] = proxy
-        gateway.routes.append(Route(upstream.path, _Endpoint(protect(proxy, upstream, resource, metadata_url))))
-        metadata = ProtectedResourceMetadata(
-            resource=resource,  # type: ignore[arg-type]
-            authorization_servers=[issuer],  # type: ignore[list-item]
-            scopes_supported=list(upstream.scopes),
-            resource_name=f"{upstream.name} through auth-mcp",
-        )
-        prm = request_response(ProtectedResourceMetadataHandler(metadata).handle)
-        gateway.routes.append(Route(urlsplit(metadata_url).path, _Endpoint(prm), methods=["GET"]))
+        gateway.routes.append(Route(upstream.path, AsgiEndpoint(protect(proxy, upstream))))
     gateway.routes.append(Route(JWKS_PATH, _jwks(keys), methods=["GET"]))
     return gateway
-
-
-class _Endpoint:
-    """An ASGI app as a Route endpoint (Starlette would treat a function as a request handler)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
-        await self._app(scope, receive, send)
 
 
 def _jwks(keys: SigningKeys) -> Callable[[Request], Response]:

@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from auth_mcp.settings import SUPPORTED_SCOPES, is_loopback_host
+from auth_mcp.http.hosts import is_loopback_host
+from auth_mcp.scopes import SUPPORTED_SCOPES
 
 # RFC 3986 unreserved characters without "." and "~": a path segment that needs no escaping.
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?")
@@ -109,7 +110,9 @@ def parse_gateway_config(text: str, *, source: str) -> GatewayConfig:
         raise GatewayConfigError(f"{source}: unknown top-level table {unknown[0]!r} (expected [upstreams.NAME] or [builtin])")
     tables = document.get("upstreams")
     if not isinstance(tables, dict) or not tables:
-        raise GatewayConfigError(f"{source} declares no upstream: add a table such as [upstreams.notes] with url = \"https://…/mcp\"")
+        raise GatewayConfigError(
+            f'{source} declares no upstream: add a table such as [upstreams.notes] with url = "https://…/mcp"'
+        )
     builtin = document.get("builtin", {})
     if not isinstance(builtin, dict):
         raise GatewayConfigError(f"{source}: builtin must be a table ([builtin])")
@@ -124,7 +127,7 @@ def _upstream(name: str, table: Any, *, source: str) -> Upstream:
             f"{where}: the name must be lower-case letters, digits, '-' or '_' (it becomes the path /mcp/NAME)"
         )
     if not isinstance(table, dict):
-        raise GatewayConfigError(f"{where} must be a table with at least url = \"https://…/mcp\"")
+        raise GatewayConfigError(f'{where} must be a table with at least url = "https://…/mcp"')
     try:
         upstream = Upstream(name=name, **table)
     except ValidationError as exc:
@@ -140,6 +143,6 @@ def _upstream(name: str, table: Any, *, source: str) -> Upstream:
     if upstream.forward == "github-token" and url.scheme != "https" and not is_loopback_host(url.hostname):
         # The person's GitHub token never crosses a network in clear text.
         raise GatewayConfigError(
-            f"{where}: forward = \"github-token\" needs an https:// url (or a loopback address), got {upstream.url!r}"
+            f'{where}: forward = "github-token" needs an https:// url (or a loopback address), got {upstream.url!r}'
         )
     return upstream

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-_HOP_BY_HOP = frozenset(
-    {b"connection", b"keep-alive", b"te", b"trailer", b"transfer-encoding", b"upgrade", b"proxy-connection"}
-)
+_HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"te", b"trailer", b"transfer-encoding", b"upgrade", b"proxy-connection"})
 _NOT_TO_UPSTREAM = _HOP_BY_HOP | frozenset(
     {
         b"host",

@@ -52,7 +52,9 @@ class UpstreamHealth:
         try:
             # A GET without a session or credentials: the cheapest request every MCP endpoint
             # answers. Only the status line matters; a stream that opens is closed at once.
-            request = self._http.build_request("GET", upstream.url, headers={"accept": "text/event-stream"}, timeout=PROBE_TIMEOUT)
+            request = self._http.build_request(
+                "GET", upstream.url, headers={"accept": "text/event-stream"}, timeout=PROBE_TIMEOUT
+            )
             response = await self._http.send(request, stream=True)
             await response.aclose()
         except httpx.TimeoutException:

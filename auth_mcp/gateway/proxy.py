@@ -73,7 +73,10 @@ class UpstreamProxy:
         self._request_id = request_id
         self._streams = StreamLimit(per_person=upstream.max_streams_per_person)
         self._timeout = httpx.Timeout(
-            connect=upstream.connect_timeout, read=upstream.read_timeout, write=upstream.read_timeout, pool=upstream.connect_timeout
+            connect=upstream.connect_timeout,
+            read=upstream.read_timeout,
+            write=upstream.read_timeout,
+            pool=upstream.connect_timeout,
         )
 
     @property
@@ -106,9 +109,7 @@ class UpstreamProxy:
             return
         try:
             outbound = await self._outbound_headers(headers, caller, session)
-            request = self._http.build_request(
-                method, self._url, headers=outbound, content=body or None, timeout=self._timeout
-            )
+            request = self._http.build_request(method, self._url, headers=outbound, content=body or None, timeout=self._timeout)
             failure = await self._exchange(request, caller, receive, send)
         except UpstreamFailure as raised:
             failure = raised
@@ -119,7 +120,7 @@ class UpstreamProxy:
             logger.warning("upstream %s: %s", self._name, failure.reason)
             await _send_json(send, failure.status, _error(_message_id(body), f"upstream {self._name!r} {failure.reason}"))
 
-    def _upstream_session(self, headers: list[tuple[bytes, bytes]], caller: Caller) -> str | None | bool:
+    def _upstream_session(self, headers: list[tuple[bytes, bytes]], caller: Caller) -> str | bool | None:
         """The upstream's session id for the client's sealed one; None without one; False if refused."""
         sealed = next((value for name, value in headers if name == _SESSION), None)
         if sealed is None:
@@ -128,7 +129,7 @@ class UpstreamProxy:
         return False if opened is None else opened
 
     async def _outbound_headers(
-        self, headers: list[tuple[bytes, bytes]], caller: Caller, session: str | None | bool
+        self, headers: list[tuple[bytes, bytes]], caller: Caller, session: str | bool | None
     ) -> list[tuple[bytes, bytes]]:
         outbound = to_upstream(headers)
         if self._upstream.forward == "github-token":
