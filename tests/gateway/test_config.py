@@ -91,7 +91,7 @@ def test_a_name_that_is_not_a_url_slug_is_refused() -> None:
 def test_the_github_token_never_goes_over_plain_http_to_another_host() -> None:
     message = refusal("[upstreams.gh]\nurl = 'http://ghes.example/mcp'\nforward = 'github-token'\n")
     assert message == (
-        "gateway.toml: [upstreams.gh]: forward = \"github-token\" needs an https:// url (or a loopback address), "
+        'gateway.toml: [upstreams.gh]: forward = "github-token" needs an https:// url (or a loopback address), '
         "got 'http://ghes.example/mcp'"
     )
 
@@ -110,5 +110,5 @@ def test_broken_toml_is_refused_with_the_parser_s_position() -> None:
 
 
 def test_an_unreadable_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(GatewayConfigError, match="cannot read .*missing.toml"):
+    with pytest.raises(GatewayConfigError, match=r"cannot read .*missing\.toml"):
         load_gateway_config(tmp_path / "missing.toml")

@@ -28,7 +28,7 @@ async def gateway_to_everything(tmp_path: Path, db_url: str) -> AsyncIterator[tu
 
 
 async def test_a_person_logs_in_at_the_upstream_s_resource_and_calls_its_tools(tmp_path: Path, db_url: str) -> None:
-    async with gateway_to_everything(tmp_path, db_url) as (server, upstream):
+    async with gateway_to_everything(tmp_path, db_url) as (server, _upstream):
         user = OAuthUser(browser=Browser(login="alice"))
         async with connect(server.url + "/mcp/everything", user, mode="legacy") as client:
             tools = {tool.name for tool in (await client.list_tools()).tools}
@@ -54,9 +54,7 @@ async def test_progress_notifications_arrive_while_the_tool_runs(tmp_path: Path,
         assert seen == [(1, 3), (2, 3), (3, 3)]
 
 
-async def test_the_upstream_asks_the_client_for_sampling_and_elicitation_through_the_gateway(
-    tmp_path: Path, db_url: str
-) -> None:
+async def test_the_upstream_asks_the_client_for_sampling_and_elicitation_through_the_gateway(tmp_path: Path, db_url: str) -> None:
     async def sample(_context, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
         asked.append(params.messages[0].content.text)  # type: ignore[union-attr]
         return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text="sampled!"), model="test")
@@ -79,16 +77,19 @@ async def test_the_upstream_asks_the_client_for_sampling_and_elicitation_through
 
 
 async def test_resources_and_prompts_pass_through(tmp_path: Path, db_url: str) -> None:
-    async with gateway_to_everything(tmp_path, db_url) as (server, _upstream):
-        async with connect(server.url + "/mcp/everything", OAuthUser(browser=Browser(login="alice")), mode="legacy") as client:
-            resources = (await client.list_resources()).resources
-            assert resources
-            read = await client.read_resource(resources[0].uri)
-            assert read.contents
-            prompts = {prompt.name for prompt in (await client.list_prompts()).prompts}
-            assert "simple-prompt" in prompts
-            prompt = await client.get_prompt("simple-prompt", {})
-            assert prompt.messages
+    user = OAuthUser(browser=Browser(login="alice"))
+    async with (
+        gateway_to_everything(tmp_path, db_url) as (server, _upstream),
+        connect(server.url + "/mcp/everything", user, mode="legacy") as client,
+    ):
+        resources = (await client.list_resources()).resources
+        assert resources
+        read = await client.read_resource(resources[0].uri)
+        assert read.contents
+        prompts = {prompt.name for prompt in (await client.list_prompts()).prompts}
+        assert "simple-prompt" in prompts
+        prompt = await client.get_prompt("simple-prompt", {})
+        assert prompt.messages
 
 
 async def open_session(http: httpx.AsyncClient, url: str, token: str) -> str:

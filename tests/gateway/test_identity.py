@@ -35,7 +35,10 @@ async def gateway_to_verifier(tmp_path: Path, db_url: str, *, audience: str | No
     )
     config = tmp_path / "gateway.toml"
     config.write_text(f'[upstreams.notes]\nurl = "{upstream_url}"\n')
-    async with serve(app, port=upstream_port), run_server(port=auth_port, database_url=db_url, gateway_config=str(config)) as server:
+    async with (
+        serve(app, port=upstream_port),
+        run_server(port=auth_port, database_url=db_url, gateway_config=str(config)) as server,
+    ):
         yield Setup(server=server, upstream_url=upstream_url)
 
 

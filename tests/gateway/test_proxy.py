@@ -112,7 +112,14 @@ async def test_the_upstream_cannot_set_cookies_or_anything_else_on_auth_mcp_s_or
         setup.upstream.answer = answer
         response = await http.post(setup.url(), json=CALL, headers=bearer(setup.token))
     assert response.status_code == 200
-    for header in ("set-cookie", "set-cookie2", "clear-site-data", "strict-transport-security", "access-control-allow-origin", "www-authenticate"):
+    for header in (
+        "set-cookie",
+        "set-cookie2",
+        "clear-site-data",
+        "strict-transport-security",
+        "access-control-allow-origin",
+        "www-authenticate",
+    ):
         assert header not in response.headers, header
     assert response.json()["result"]["isError"] is False
 
@@ -158,7 +165,10 @@ async def test_a_token_for_one_upstream_is_refused_at_another_and_at_the_built_i
 
 
 async def test_each_upstream_is_its_own_protected_resource(tmp_path: Path, db_url: str) -> None:
-    async with gateway(tmp_path, db_url, extra='scopes = ["read:user", "read:org"]') as setup, httpx.AsyncClient(timeout=30) as http:
+    async with (
+        gateway(tmp_path, db_url, extra='scopes = ["read:user", "read:org"]') as setup,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
         prm = (await http.get(setup.server.url + "/.well-known/oauth-protected-resource/mcp/a")).json()
         assert prm["resource"] == setup.url("a")
         assert prm["authorization_servers"] == [setup.server.url]
@@ -246,9 +256,9 @@ async def test_sse_events_reach_the_client_as_the_upstream_sends_them(tmp_path: 
 
     async def stream(_scope: Scope, _receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
-        await send({"type": "http.response.body", "body": b"id: e1\ndata: {\"first\":true}\n\n", "more_body": True})
+        await send({"type": "http.response.body", "body": b'id: e1\ndata: {"first":true}\n\n', "more_body": True})
         await release.wait()  # the second event only once the client has seen the first
-        await send({"type": "http.response.body", "body": b"id: e2\ndata: {\"second\":true}\n\n", "more_body": False})
+        await send({"type": "http.response.body", "body": b'id: e2\ndata: {"second":true}\n\n', "more_body": False})
 
     async with gateway(tmp_path, db_url) as setup, httpx.AsyncClient(timeout=30) as http:
         setup.upstream.answer = stream
@@ -290,8 +300,8 @@ async def test_a_client_that_goes_away_cancels_the_upstream_request(tmp_path: Pa
         gateway_parts = setup.server.services.gateway
         assert gateway_parts is not None
         async with asyncio.timeout(10):
-            while gateway_parts.proxies["a"].streams.open_for(grant.github_user_id):
-                await asyncio.sleep(0)  # the cancelled request's bookkeeping finishes
+            while gateway_parts.proxies["a"].streams.open_for(grant.github_user_id):  # noqa: ASYNC110 - no event to wait on
+                await asyncio.sleep(0)  # let the cancelled request's bookkeeping finish
 
 
 async def test_a_person_can_hold_only_so_many_open_requests_at_an_upstream(tmp_path: Path, db_url: str) -> None:

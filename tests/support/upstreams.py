@@ -173,7 +173,9 @@ def jwt_verifying_app(*, issuer: str, audience: str, jwks_uri: str, resource_url
         return {key: access.claims[key] for key in ("iss", "aud", "sub", "login", "client_id", "scope")}
 
     return mcp.streamable_http_app(
-        stateless_http=True, json_response=True, transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False)
+        stateless_http=True,
+        json_response=True,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
 
 
@@ -205,7 +207,9 @@ class Recording:
         await json_answer(send, {"jsonrpc": "2.0", "id": 1, "result": {"content": [], "isError": False}})
 
 
-async def json_answer(send: Send, body: dict[str, Any], *, status: int = 200, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def json_answer(
+    send: Send, body: dict[str, Any], *, status: int = 200, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     payload = json.dumps(body).encode()
     await send({
         "type": "http.response.start", "status": status,
@@ -214,7 +218,9 @@ async def json_answer(send: Send, body: dict[str, Any], *, status: int = 200, he
     await send({"type": "http.response.body", "body": payload})
 
 
-async def raw_http_server(handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]) -> tuple[asyncio.Server, str]:
+async def raw_http_server(
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> tuple[asyncio.Server, str]:
     """A TCP server on loopback speaking whatever `handler` writes (garbage, silence)."""
     server = await asyncio.start_server(handler, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -224,4 +230,3 @@ async def raw_http_server(handler: Callable[[asyncio.StreamReader, asyncio.Strea
 def closed_port_url() -> str:
     """A loopback URL where nothing listens (connections are refused)."""
     return f"http://127.0.0.1:{free_port()}/mcp"
-
