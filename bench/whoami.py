@@ -171,9 +171,10 @@ def baseline_server(workdir: Path, *, access_log: bool = False) -> contextlib.Ab
     return server(cmd, dict(os.environ), workdir, port)
 
 
-def get_token(base: str) -> str:
-    """The whole OAuth flow over HTTP, as an MCP client plus a person in a browser would do it."""
-    resource = base + "/mcp"
+def get_token(base: str, path: str = "/mcp") -> str:
+    """The whole OAuth flow over HTTP, as an MCP client plus a person in a browser would do it,
+    for the resource at `path` (the built-in endpoint, or a gateway upstream's /mcp/NAME)."""
+    resource = base + path
     with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as http:
         metadata = {"client_name": "bench", "redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none"}
         reg = http.post("/register", json=metadata | {"grant_types": ["authorization_code"], "response_types": ["code"]})

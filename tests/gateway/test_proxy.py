@@ -324,3 +324,40 @@ async def test_a_person_can_hold_only_so_many_open_requests_at_an_upstream(tmp_p
         assert (await first).status_code == 200
         third = await http.post(setup.url(), json=CALL, headers=bearer(setup.token))
         assert third.status_code == 200
+
+
+async def test_an_upstream_that_opted_in_receives_the_person_s_github_token(tmp_path: Path, db_url: str) -> None:
+    recording = Recording()
+    async with serve(recording, lifespan="off") as served:
+        config = tmp_path / "gateway.toml"
+        config.write_text(f'[upstreams.gh]\nurl = "{served.url}"\nforward = "github-token"\n')
+        async with run_server(database_url=db_url, gateway_config=str(config)) as server:
+            token = (await tokens_for(server, "/mcp/gh")).access_token
+            async with httpx.AsyncClient(timeout=30) as http:
+                response = await http.post(server.url + "/mcp/gh", json=CALL, headers=bearer(token))
+            assert response.status_code == 200
+            (grant,) = await server.services.store.list_grants()
+            github_token = server.services.keyring.decrypt(grant.github.token_enc)
+    (seen,) = recording.requests
+    assert seen["headers"]["authorization"] == f"Bearer {github_token}"
+    assert token not in str(seen["headers"])
+
+
+async def test_readyz_reports_each_upstream_and_stays_ready_when_one_is_down(tmp_path: Path, db_url: str) -> None:
+    async with gateway(tmp_path, db_url, upstream_b=closed_port_url()) as setup, httpx.AsyncClient(timeout=30) as http:
+        response = await http.get(setup.server.url + "/readyz")
+    assert response.status_code == 200
+    upstreams = response.json()["upstreams"]
+    assert upstreams["a"]["reachable"] is True and upstreams["a"]["url"] == setup.upstream_url
+    assert upstreams["b"] == {"url": upstreams["b"]["url"], "reachable": False, "detail": "connection refused or failed"}
+
+
+async def test_the_jwk_set_holds_the_public_signing_key_only(tmp_path: Path, db_url: str) -> None:
+    async with gateway(tmp_path, db_url) as setup, httpx.AsyncClient(timeout=30) as http:
+        response = await http.get(setup.server.url + "/.well-known/jwks.json")
+        await http.post(setup.url(), json=CALL, headers=bearer(setup.token))
+    assert response.headers["content-type"] == "application/jwk-set+json"
+    (key,) = response.json()["keys"]
+    assert key["kty"] == "EC" and key["crv"] == "P-256" and key["alg"] == "ES256" and "d" not in key
+    identity = setup.upstream.requests[0]["headers"]["authorization"].split(" ", 1)[1]
+    assert jwt.get_unverified_header(identity)["kid"] == key["kid"]
