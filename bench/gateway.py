@@ -39,7 +39,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-
 import whoami  # bench/whoami.py: server processes, core pinning, the scripted OAuth flow
 from whoami import BenchError, free_port, get_token
 
@@ -145,6 +144,26 @@ def run_wrk(url: str, lua: Path, args: argparse.Namespace, duration: int) -> dic
     return result
 
 
+PIDS: dict[str, list[int]] = {"gateway": [], "upstream": []}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (proc(5): fields 14 and 15, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(url: str, lua: Path, args: argparse.Namespace, *, through: bool) -> dict:
+    """One wrk run, with the CPU time each server process spent per request during it: unlike
+    throughput on a busy shared machine, CPU per request barely moves with other load."""
+    watched = {name: pids[0] for name, pids in PIDS.items() if pids and (through or name == "upstream")}
+    before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+    result = run_wrk(url, lua, args, args.duration)
+    for name, pid in watched.items():
+        result[f"{name}_cpu_us_per_request"] = (cpu_seconds(pid) - before[name]) / max(result["requests"], 1) * 1e6
+    return result
+
+
 @contextlib.contextmanager
 def upstream_server(kind: str, workdir: Path) -> Iterator[str]:
     """The upstream on its core; yields its MCP endpoint URL."""
@@ -158,7 +177,7 @@ def upstream_server(kind: str, workdir: Path) -> Iterator[str]:
     else:
         env = dict(os.environ)
         cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-upstream", str(port)]
-    with whoami.server(cmd, env, workdir, port) as base:
+    with whoami.server(cmd, env, workdir, port, PIDS["upstream"]) as base:
         yield base + "/mcp"
 
 
@@ -177,7 +196,7 @@ def gateway_server(upstream_url: str, workdir: Path) -> Iterator[str]:
         "AUTH_MCP_GATEWAY_CONFIG": str(config),
     }
     whoami.SERVER_CPUS = GATEWAY_CPUS
-    with whoami.server([sys.executable, "-m", "auth_mcp", "--port", str(port)], env, workdir, port) as base:
+    with whoami.server([sys.executable, "-m", "auth_mcp", "--port", str(port)], env, workdir, port, PIDS["gateway"]) as base:
         yield base
 
 
@@ -228,8 +247,8 @@ def run(args: argparse.Namespace, started: str) -> int:
             run_wrk(direct_url, direct_lua, args, args.warmup)
             rounds = []
             for i in range(args.rounds):
-                pair = {"gateway": run_wrk(through_url, through_lua, args, args.duration)}
-                pair["direct"] = run_wrk(direct_url, direct_lua, args, args.duration)
+                pair = {"gateway": measured(through_url, through_lua, args, through=True)}
+                pair["direct"] = measured(direct_url, direct_lua, args, through=False)
                 pair["ratio"] = pair["gateway"]["rps"] / pair["direct"]["rps"]
                 rounds.append(pair)
                 print(f"round {i + 1}: gateway {pair['gateway']['rps']:7.1f} req/s, direct {pair['direct']['rps']:7.1f} req/s, "
@@ -252,6 +271,10 @@ def report(rounds: list[dict], args: argparse.Namespace, started: str) -> int:
     met = median_ratio >= TARGET_RATIO
     print(f"median ratio over {len(rounds)} rounds: {median_ratio:.3f} (target >= {TARGET_RATIO}: {'met' if met else 'NOT met'})")
     print(f"latency added by the gateway (median over rounds): p50 {added_p50:+.2f} ms, p99 {added_p99:+.2f} ms")
+    gateway_cpu = statistics.median(pair["gateway"]["gateway_cpu_us_per_request"] for pair in rounds)
+    upstream_cpu = statistics.median(pair["direct"]["upstream_cpu_us_per_request"] for pair in rounds)
+    print(f"CPU per call (median over rounds): gateway {gateway_cpu:.0f} µs, upstream {upstream_cpu:.0f} µs; "
+          f"on cores of their own the gateway keeps up while its figure is the smaller")  # fmt: skip
     print(f"requests {sum(pair[s]['requests'] for pair in rounds for s in ('gateway', 'direct'))}, failures {failures}")
     summary = {
         "started": started,
@@ -266,6 +289,8 @@ def report(rounds: list[dict], args: argparse.Namespace, started: str) -> int:
         "median_ratio": median_ratio,
         "added_p50_ms": added_p50,
         "added_p99_ms": added_p99,
+        "gateway_cpu_us_per_request": gateway_cpu,
+        "upstream_cpu_us_per_request": upstream_cpu,
         "target_ratio": TARGET_RATIO,
         "target_met": met,
         "failures": failures,

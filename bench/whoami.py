@@ -98,11 +98,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(cmd: list[str], env: dict[str, str], workdir: Path, port: int) -> Iterator[str]:
-    """Run a server subprocess until the block ends; yields its base URL once it answers HTTP."""
+def server(cmd: list[str], env: dict[str, str], workdir: Path, port: int, pids: list[int] | None = None) -> Iterator[str]:
+    """Run a server subprocess until the block ends; yields its base URL once it answers HTTP
+    (and appends its pid to `pids`, for callers that read its CPU time)."""
     base, log = f"http://127.0.0.1:{port}", workdir / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_pin(SERVER_CPUS))
+    if pids is not None:
+        pids.append(proc.pid)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:

@@ -22,10 +22,10 @@ from auth_mcp.gateway.identity import IdentityTokens
 from auth_mcp.gateway.proxy import GitHubTokenSource, RequestId, UpstreamProxy
 from auth_mcp.gateway.sessions import SessionSeal
 from auth_mcp.gateway.signing import SigningKeys
+from auth_mcp.gateway.upstream_http import UpstreamHttp
 from auth_mcp.http.routing import AsgiEndpoint
 
 JWKS_PATH = "/.well-known/jwks.json"
-MAX_CONNECTIONS = 1000
 
 # (app, upstream) -> the app behind Host/Origin checks, CORS and the bearer guard for the
 # upstream's resource: the same protection as /mcp, built by the wiring.
@@ -37,13 +37,15 @@ class Gateway:
     config: GatewayConfig
     keys: SigningKeys
     health: UpstreamHealth
-    http: httpx.AsyncClient
+    http: UpstreamHttp  # the forwarded calls
+    probes: httpx.AsyncClient  # the readiness probes (health.py)
     jwks_uri: str
     routes: list[BaseRoute] = field(default_factory=list)
     proxies: dict[str, UpstreamProxy] = field(default_factory=dict)
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        await self.probes.aclose()
 
 
 def build_gateway(
@@ -56,24 +58,20 @@ def build_gateway(
     protect: Protect,
     github_tokens: GitHubTokenSource,
     request_id: RequestId,
-    http: httpx.AsyncClient | None = None,
 ) -> Gateway:
     keys = SigningKeys(seeds_newest_first=signing_seeds)
     identity = IdentityTokens(keys=keys, issuer=issuer, clock=clock)
     sessions = SessionSeal(keys_newest_first=session_keys)
     # One connection pool for every upstream; each request carries its upstream's timeouts.
-    # trust_env=False: no proxy or netrc from the environment may intercept identity tokens.
-    client = http or httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=100),
-        follow_redirects=False,
-        trust_env=False,
-    )
+    client = UpstreamHttp()
+    probes = httpx.AsyncClient(follow_redirects=False, trust_env=False)
     upstreams = list(config.upstreams.values())
     gateway = Gateway(
         config=config,
         keys=keys,
-        health=UpstreamHealth(upstreams=upstreams, http=client, clock=clock),
+        health=UpstreamHealth(upstreams=upstreams, http=probes, clock=clock),
         http=client,
+        probes=probes,
         jwks_uri=issuer + JWKS_PATH,
     )
     for upstream in upstreams:

@@ -18,8 +18,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import anyio
-import httpx
 from starlette.types import Message, Receive, Scope, Send
 
 from auth_mcp.gateway.config import Upstream
@@ -27,6 +27,7 @@ from auth_mcp.gateway.crossing import to_client, to_upstream
 from auth_mcp.gateway.identity import Caller, IdentityTokens
 from auth_mcp.gateway.sessions import SessionSeal
 from auth_mcp.gateway.streams import StreamLimit
+from auth_mcp.gateway.upstream_http import UpstreamHttp
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class UpstreamProxy:
         self,
         *,
         upstream: Upstream,
-        http: httpx.AsyncClient,
+        http: UpstreamHttp,
         identity: IdentityTokens,
         sessions: SessionSeal,
         github_tokens: GitHubTokenSource,
@@ -65,18 +66,16 @@ class UpstreamProxy:
     ) -> None:
         self._upstream = upstream
         self._name = upstream.name
-        self._url = httpx.URL(upstream.url)
+        self._url = upstream.url
         self._http = http
         self._identity = identity
         self._sessions = sessions
         self._github_tokens = github_tokens
         self._request_id = request_id
         self._streams = StreamLimit(per_person=upstream.max_streams_per_person)
-        self._timeout = httpx.Timeout(
-            connect=upstream.connect_timeout,
-            read=upstream.read_timeout,
-            write=upstream.read_timeout,
-            pool=upstream.connect_timeout,
+        # sock_read: the longest silence from the upstream, before its answer and within a stream.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=upstream.connect_timeout, sock_connect=upstream.connect_timeout, sock_read=upstream.read_timeout
         )
 
     @property
@@ -109,8 +108,7 @@ class UpstreamProxy:
             return
         try:
             outbound = await self._outbound_headers(headers, caller, session)
-            request = self._http.build_request(method, self._url, headers=outbound, content=body or None, timeout=self._timeout)
-            failure = await self._exchange(request, caller, receive, send)
+            failure = await self._exchange(method, outbound, body, caller, receive, send)
         except UpstreamFailure as raised:
             failure = raised
         finally:
@@ -130,8 +128,8 @@ class UpstreamProxy:
 
     async def _outbound_headers(
         self, headers: list[tuple[bytes, bytes]], caller: Caller, session: str | bool | None
-    ) -> list[tuple[bytes, bytes]]:
-        outbound = to_upstream(headers)
+    ) -> list[tuple[str, str]]:
+        outbound = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in to_upstream(headers)]
         if self._upstream.forward == "github-token":
             try:
                 credential = await self._github_tokens(caller.grant_id)
@@ -139,48 +137,55 @@ class UpstreamProxy:
                 raise UpstreamFailure(502, f"could not be given your GitHub token: {exc}") from None
         else:
             credential = self._identity.for_upstream(caller, self._upstream.url)
-        outbound.append((b"authorization", b"Bearer " + credential.encode("ascii")))
-        outbound.append((b"accept-encoding", b"identity"))
-        outbound.append((b"x-request-id", self._request_id().encode("ascii")))
+        outbound.append(("authorization", "Bearer " + credential))
+        outbound.append(("accept-encoding", "identity"))
+        outbound.append(("x-request-id", self._request_id()))
         if isinstance(session, str):
-            outbound.append((_SESSION, session.encode("latin-1")))
+            outbound.append(("mcp-session-id", session))
         return outbound
 
-    async def _exchange(self, request: httpx.Request, caller: Caller, receive: Receive, send: Send) -> UpstreamFailure | None:
-        """Send `request` and relay the answer; cancelled as soon as the client disconnects."""
+    async def _exchange(
+        self, method: str, headers: list[tuple[str, str]], body: bytes, caller: Caller, receive: Receive, send: Send
+    ) -> UpstreamFailure | None:
+        """Send the request and relay the answer; cancelled as soon as the client disconnects."""
         failure: UpstreamFailure | None = None
         async with anyio.create_task_group() as group:
             group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
             try:
-                response = await self._send(request)
+                response = await self._send(method, headers, body)
                 try:
                     await self._relay(response, caller, send)
+                    response.release()  # read to the end: the connection goes back to the pool
                 finally:
-                    with anyio.CancelScope(shield=True):
-                        await response.aclose()  # the upstream connection goes, even when cancelled
+                    response.close()  # a no-op after release; otherwise the connection is dropped
             except UpstreamFailure as raised:
                 failure = raised
             group.cancel_scope.cancel()
         return failure
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
+    async def _send(self, method: str, headers: list[tuple[str, str]], body: bytes) -> aiohttp.ClientResponse:
+        session = self._http.session()
         try:
-            return await self._http.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise UpstreamFailure(504, f"did not answer in time ({_timeout_kind(exc)})") from None
-        except httpx.ConnectError:
+            return await session.request(
+                method, self._url, headers=headers, data=body or None, timeout=self._timeout, allow_redirects=False
+            )
+        except aiohttp.ConnectionTimeoutError:
+            raise UpstreamFailure(504, "did not answer in time (connect timeout)") from None
+        except (aiohttp.ServerTimeoutError, TimeoutError):
+            raise UpstreamFailure(504, "did not answer in time (read timeout)") from None
+        except aiohttp.ClientConnectorError:
             raise UpstreamFailure(502, "is unreachable (connection refused or failed)") from None
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+        except (aiohttp.ClientResponseError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError):
             raise UpstreamFailure(502, "closed the connection or answered something that is not HTTP") from None
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise UpstreamFailure(502, f"could not be reached ({type(exc).__name__})") from None
 
-    async def _relay(self, response: httpx.Response, caller: Caller, send: Send) -> None:
-        if response.status_code == 401:
+    async def _relay(self, response: aiohttp.ClientResponse, caller: Caller, send: Send) -> None:
+        if response.status == 401:
             # The upstream refused our identity token: a configuration mismatch, not the client's
             # credential; a 401 (with the upstream's challenge) would send the client to log in again.
             raise UpstreamFailure(502, "refused auth-mcp's identity token (check its issuer, audience and jwks_uri)")
-        raw = response.headers.raw
+        raw = list(response.raw_headers)
         headers = to_client(raw)
         session = next((value for name, value in raw if name.lower() == _SESSION), None)
         if session is not None:
@@ -193,33 +198,36 @@ class UpstreamProxy:
         if content_type == _JSON:
             body = await self._whole_body(response)
             headers.append((b"content-length", str(len(body)).encode("ascii")))
-            await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+            await send({"type": "http.response.start", "status": response.status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
-        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
         try:
-            async for chunk in response.aiter_bytes():
-                if chunk:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except httpx.TimeoutException:
+            async for chunk in response.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except (aiohttp.ServerTimeoutError, TimeoutError):
             logger.info("upstream %s: stream idle for %.0f s, closed", self._name, self._upstream.read_timeout)
-        except httpx.HTTPError as exc:
+            response.close()
+        except aiohttp.ClientError as exc:
             logger.warning("upstream %s: stream broke off (%s)", self._name, type(exc).__name__)
+            response.close()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _whole_body(self, response: httpx.Response) -> bytes:
+    async def _whole_body(self, response: aiohttp.ClientResponse) -> bytes:
         limit = self._upstream.max_response_bytes
+        if response.content_length is not None and response.content_length > limit:
+            raise UpstreamFailure(502, f"answered more than {limit} bytes")
         chunks: list[bytes] = []
         size = 0
         try:
-            async for chunk in response.aiter_bytes():
+            async for chunk in response.content.iter_any():
                 size += len(chunk)
                 if size > limit:
                     raise UpstreamFailure(502, f"answered more than {limit} bytes")
                 chunks.append(chunk)
-        except httpx.TimeoutException:
+        except (aiohttp.ServerTimeoutError, TimeoutError):
             raise UpstreamFailure(504, "stopped sending its answer (read timeout)") from None
-        except httpx.HTTPError:
+        except aiohttp.ClientError:
             raise UpstreamFailure(502, "broke off its answer") from None
         return b"".join(chunks)
 
@@ -232,14 +240,6 @@ def _caller(token: Any) -> Caller:
         client_id=token.client_id,
         scopes=tuple(token.scopes),
     )
-
-
-def _timeout_kind(exc: httpx.TimeoutException) -> str:
-    if isinstance(exc, httpx.ConnectTimeout):
-        return "connect timeout"
-    if isinstance(exc, httpx.PoolTimeout):
-        return "no free connection"
-    return "read timeout"
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
