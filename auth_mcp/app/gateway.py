@@ -29,7 +29,13 @@ def build_gateway_side(core: Core) -> Gateway | None:
         # Tokens need the upstream's scopes for every request; the bearer guard reads the
         # routing headers of 2026-07-28 requests as on /mcp (the SDKs that send them check them).
         guarded = endpoint_guards(
-            core, audience=audience, scopes=upstream.scopes, tool_scopes={}, streamable=True, required_scopes=upstream.scopes
+            core,
+            audience=audience,
+            scopes=upstream.scopes,
+            tool_scopes={},
+            streamable=True,
+            required_scopes=upstream.scopes,
+            upstream=True,
         )
         return guarded(app)
 

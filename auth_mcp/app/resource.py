@@ -95,8 +95,11 @@ def endpoint_guards(
     tool_scopes: Mapping[str, Sequence[str]],
     streamable: bool,
     required_scopes: Sequence[str] = (),
+    upstream: bool = False,
 ) -> Callable[[ASGIApp], ASGIApp]:
-    """Wraps an MCP endpoint (the built-in one, or a gateway upstream's) in MCP_ENDPOINT_LAYERS."""
+    """Wraps an MCP endpoint (the built-in one, or a gateway `upstream`'s) in MCP_ENDPOINT_LAYERS.
+    An upstream's streams are its own (GET streams pass through) and the gateway bounds them per
+    person (gateway/streams.py), so its `streams` layer is the pass-through itself."""
     settings = core.settings
     # The layers named in MCP_ENDPOINT_LAYERS, each wrapping what is inside it.
     layers: dict[str, Callable[[ASGIApp], ASGIApp]] = {
@@ -114,7 +117,9 @@ def endpoint_guards(
         "browser_cors": lambda app: (
             BrowserCors(app, origins=list(settings.allowed_origins)) if settings.allowed_origins else app
         ),
-        "streams": lambda app: NoServerStream(app) if streamable else core.sse_sessions.guard(app),
+        "streams": lambda app: (
+            app if upstream else NoServerStream(app) if streamable else core.sse_sessions.guard(app)
+        ),
         "host_origin": lambda app: DnsRebindingGuard(
             app, issuer=settings.issuer, allowed_hosts=settings.allowed_hosts, allowed_origins=settings.allowed_origins
         ),
