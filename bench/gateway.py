@@ -14,8 +14,9 @@ Method:
 4. Check one call each way (HTTP 200 and the echoed text), warm both up.
 5. Interleaved rounds of wrk (gateway, direct, gateway, direct, ...): one tools/call POST per
    request, each with its own JSON-RPC id, over N keep-alive connections; every response is
-   checked (status 200 and the echoed text). wrk runs on the gateway's core: the load generator's
-   cost falls on the gateway's side of the comparison, never on the upstream's.
+   checked (status 200 and the echoed text). wrk runs on the gateway's core by default: the load
+   generator's cost then falls on the gateway's side of the comparison; `--wrk-on upstream` puts
+   it on the upstream's core instead (both sides then share theirs with it).
 
 Output: per round the two throughputs and their ratio, the median ratio (target >= 0.90), wrk's
 p50/p99 latencies and the latency the gateway adds (median over rounds of gateway minus direct);
@@ -282,8 +283,9 @@ def report(rounds: list[dict], args: argparse.Namespace, started: str) -> int:
         "settings": {k: v for k, v in vars(args).items() if k != "serve_upstream"},
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "pinned": {
-            "gateway_and_wrk": sorted(GATEWAY_CPUS) if GATEWAY_CPUS else None,
+            "gateway": sorted(GATEWAY_CPUS) if GATEWAY_CPUS else None,
             "upstream": sorted(UPSTREAM_CPUS) if UPSTREAM_CPUS else None,
+            "wrk": sorted(whoami.LOAD_CPUS) if whoami.LOAD_CPUS else None,
         },
         "rounds": rounds,
         "median_ratio": median_ratio,
@@ -296,7 +298,7 @@ def report(rounds: list[dict], args: argparse.Namespace, started: str) -> int:
         "failures": failures,
     }
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"gateway-{args.upstream}-{started}.json"
+    out = RESULTS / f"gateway-{args.upstream}-wrk-on-{args.wrk_on}-{started}.json"
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {out}")
     return 1 if failures else 0
@@ -311,6 +313,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per side (default 3)")
     parser.add_argument("--no-pin", action="store_true", help="let the OS place the processes on any core")
+    parser.add_argument("--wrk-on", choices=["gateway", "upstream"], default="gateway", help="the core wrk shares (default gateway)")
     parser.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_upstream:
@@ -324,7 +327,7 @@ def main() -> int:
     if not args.no_pin and len(cpus) >= 2:
         global GATEWAY_CPUS, UPSTREAM_CPUS
         GATEWAY_CPUS, UPSTREAM_CPUS = {cpus[0]}, {cpus[1]}
-        whoami.LOAD_CPUS = GATEWAY_CPUS
+        whoami.LOAD_CPUS = GATEWAY_CPUS if args.wrk_on == "gateway" else UPSTREAM_CPUS
     return run(args, time.strftime("%Y%m%d-%H%M%S"))
 
 
