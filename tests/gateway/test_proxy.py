@@ -14,6 +14,7 @@ import httpx
 import jwt
 from starlette.types import Receive, Scope, Send
 
+from auth_mcp import admin
 from tests.support.gateway import tokens_for
 from tests.support.oauth import mcp_call
 from tests.support.server import RunningServer, run_server
@@ -361,3 +362,20 @@ async def test_the_jwk_set_holds_the_public_signing_key_only(tmp_path: Path, db_
     assert key["kty"] == "EC" and key["crv"] == "P-256" and key["alg"] == "ES256" and "d" not in key
     identity = setup.upstream.requests[0]["headers"]["authorization"].split(" ", 1)[1]
     assert jwt.get_unverified_header(identity)["kid"] == key["kid"]
+
+
+async def test_the_admin_command_lists_upstreams_and_their_health(tmp_path: Path, db_url: str) -> None:
+    async with gateway(tmp_path, db_url, upstream_b=closed_port_url()) as setup:
+        gateway_parts = setup.server.services.gateway
+        assert gateway_parts is not None
+        report = await admin.list_upstreams(gateway_parts.config, gateway_parts.health)
+    assert report.lines[0].split() == ["upstream", "path", "forward", "scopes", "health", "url"]
+    a, b = report.lines[2], report.lines[3]
+    assert a.startswith("a ") and "/mcp/a" in a and "up, HTTP" in a and setup.upstream_url in a
+    assert b.startswith("b ") and "DOWN, connection refused or failed" in b
+    assert not report.ok and report.problems == ["Upstream 'b' does not answer."]
+
+
+async def test_without_a_gateway_file_the_admin_command_says_so() -> None:
+    report = await admin.list_upstreams(None, None)
+    assert report.ok and report.lines == ["No upstreams: AUTH_MCP_GATEWAY_CONFIG is not set."]
