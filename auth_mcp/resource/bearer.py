@@ -78,7 +78,7 @@ class BearerGuard:
         self._tool_scopes = {name: tuple(scopes) for name, scopes in tool_scopes.items()}
         self._check_body = RequestBodyLimitMiddleware(self._check_body_within_limit, MAX_BODY)
         # Scopes every request needs (a gateway upstream's); a tool may need more.
-        self._required = " ".join(required_scopes)
+        self._required_scopes = tuple(required_scopes)
         self._required_set = frozenset(required_scopes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -118,9 +118,8 @@ class BearerGuard:
         scope[PERSON_KEY] = access.github_login
         scope[PERSON_ID_KEY] = access.github_user_id
         if not verified.scopes.issuperset(self._required_set):
-            self._metrics.tokens_refused.labels("insufficient_scope").inc()
-            description = f"This server needs the scope {self._required}"
-            await self._refuse(scope, receive, send, 403, error="insufficient_scope", description=description, scope_value=self._required)
+            # A gateway upstream's scopes, needed by every request to it (logged like a tool's).
+            await self._refuse_scope(scope, receive, send, self._required_scopes, verified, None)
             return
         if scope["method"] == "POST":
             if self._trust_routing_headers and _is_modern(headers.get(b"mcp-protocol-version")):
