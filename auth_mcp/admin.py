@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from auth_mcp.gateway.config import GatewayConfig
+from auth_mcp.gateway.health import UpstreamHealth
 from auth_mcp.storage.records import ClientRecord, Grant, PurgeCounts
 
 
@@ -218,3 +220,21 @@ async def purge(operator: Operator) -> Report:
         return Report(["Nothing to purge: no expired rows."], data)
     parts = [f"{number} {_PURGED[name]}" for name, number in data.items() if number]
     return Report([f"Purged {counts.total} expired row(s): {', '.join(parts)}."], data)
+
+
+async def list_upstreams(config: GatewayConfig | None, health: UpstreamHealth | None) -> Report:
+    """The gateway's upstreams and whether each answers now (as /readyz reports them); not ok
+    (exit status 1) when one does not, so scripts can check."""
+    if config is None or health is None:
+        return Report(["No upstreams: AUTH_MCP_GATEWAY_CONFIG is not set."], [])
+    statuses = {status.name: status for status in await health.check()}
+    rows, data = [], []
+    for upstream in config.upstreams.values():
+        status = statuses[upstream.name]
+        rows.append([upstream.name, upstream.path, upstream.forward, " ".join(upstream.scopes),
+                     ("up, " if status.reachable else "DOWN, ") + status.detail, upstream.url])  # fmt: skip
+        data.append({"name": upstream.name, "path": upstream.path, "forward": upstream.forward, "scopes": list(upstream.scopes), **status.as_json()})
+    down = [row[0] for row, item in zip(rows, data, strict=True) if not item["reachable"]]
+    problems = [f"Upstream {name!r} does not answer." for name in down]
+    return Report(table(["upstream", "path", "forward", "scopes", "health", "url"], rows), data, ok=not down, problems=problems)
+

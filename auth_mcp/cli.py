@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("auth_mcp")
 
-ADMIN_COMMANDS = ("clients", "grants", "revoke-user", "purge")
+ADMIN_COMMANDS = ("clients", "grants", "revoke-user", "purge", "upstreams")
 SETTINGS_HELP = (
     "Settings come from AUTH_MCP_* environment variables or a .env file in the working directory "
     "(the environment wins); .env.example lists every one. With none, auth-mcp runs in dev mode on "
@@ -79,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     person = commands.add_parser("revoke-user", parents=[as_json], help="revoke every grant of a person (also at GitHub)")
     person.add_argument("user", metavar="LOGIN|ID", help="GitHub login or numeric id")
     commands.add_parser("purge", parents=[as_json], help="delete expired codes, tokens, sign-ins and unused registrations now")
+    commands.add_parser("upstreams", parents=[as_json], help="the gateway's upstreams and whether each answers now")
     return parser
 
 
@@ -191,7 +192,25 @@ async def _operator(settings: Settings) -> AsyncIterator[admin.Operator]:
         await engine.dispose()
 
 
+async def _upstreams(settings: Settings) -> admin.Report:
+    """No database needed: the file, and one probe per upstream."""
+    import httpx
+
+    from auth_mcp.clock import SystemClock
+    from auth_mcp.gateway.config import load_gateway_config
+    from auth_mcp.gateway.health import UpstreamHealth
+
+    if settings.gateway_config is None:
+        return await admin.list_upstreams(None, None)
+    config = load_gateway_config(settings.gateway_config)
+    async with httpx.AsyncClient(trust_env=False) as http:
+        health = UpstreamHealth(upstreams=list(config.upstreams.values()), http=http, clock=SystemClock())
+        return await admin.list_upstreams(config, health)
+
+
 async def _admin(settings: Settings, args: argparse.Namespace) -> admin.Report:
+    if args.command == "upstreams":
+        return await _upstreams(settings)
     async with _operator(settings) as operator:
         if args.command == "clients":
             if args.clients_command == "list":

@@ -29,8 +29,8 @@ class DecryptionError(Exception):
     """A stored ciphertext could not be decrypted with any configured key."""
 
 
-def _derive(secret: str, purpose: str) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"auth-mcp/{purpose}".encode()).derive(
+def _derive(secret: str, purpose: str, length: int = 32) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=f"auth-mcp/{purpose}".encode()).derive(
         secret.encode()
     )
 
@@ -68,6 +68,11 @@ class Keyring:
     def verify_mac(self, tag: str, purpose: str, *parts: str) -> bool:
         # Constant-time comparison against every key, so a rotation does not void live values.
         return any(hmac.compare_digest(tag.encode(), _mac(key, purpose, parts).encode()) for key in self._mac_keys)
+
+    def derive_all(self, purpose: str, *, length: int = 32) -> list[bytes]:
+        """Key material for `purpose` from every secret, newest first: the first is for new
+        values, all of them for reading old ones (the gateway's signing and session keys)."""
+        return [_derive(secret, purpose, length) for secret in self._secrets]
 
     def serializer(self, purpose: str) -> URLSafeTimedSerializer:
         """Signed, timestamped values (cookies). itsdangerous signs with the last key, so reverse."""

@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     # function or a list of them (include auth_mcp.tools.BUILTIN_TOOLS to keep those).
     tools: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
+    # The gateway: a TOML file of upstream MCP servers, each served at /mcp/NAME (README, "Put
+    # auth-mcp in front of your MCP server"). None: only the built-in tools, at /mcp.
+    gateway_config: Path | None = None
+
     @field_validator("allowed_users", "allowed_orgs", "allowed_hosts", "allowed_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:

@@ -98,11 +98,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(cmd: list[str], env: dict[str, str], workdir: Path, port: int) -> Iterator[str]:
-    """Run a server subprocess until the block ends; yields its base URL once it answers HTTP."""
+def server(cmd: list[str], env: dict[str, str], workdir: Path, port: int, pids: list[int] | None = None) -> Iterator[str]:
+    """Run a server subprocess until the block ends; yields its base URL once it answers HTTP
+    (and appends its pid to `pids`, for callers that read its CPU time)."""
     base, log = f"http://127.0.0.1:{port}", workdir / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_pin(SERVER_CPUS))
+    if pids is not None:
+        pids.append(proc.pid)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -171,9 +174,10 @@ def baseline_server(workdir: Path, *, access_log: bool = False) -> contextlib.Ab
     return server(cmd, dict(os.environ), workdir, port)
 
 
-def get_token(base: str) -> str:
-    """The whole OAuth flow over HTTP, as an MCP client plus a person in a browser would do it."""
-    resource = base + "/mcp"
+def get_token(base: str, path: str = "/mcp") -> str:
+    """The whole OAuth flow over HTTP, as an MCP client plus a person in a browser would do it,
+    for the resource at `path` (the built-in endpoint, or a gateway upstream's /mcp/NAME)."""
+    resource = base + path
     with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as http:
         metadata = {"client_name": "bench", "redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none"}
         reg = http.post("/register", json=metadata | {"grant_types": ["authorization_code"], "response_types": ["code"]})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any
 
 import httpx
 from mcp.server.auth.routes import build_resource_metadata_url
@@ -30,6 +31,7 @@ from auth_mcp.app.authorization import (
     protected_resource_routes,
 )
 from auth_mcp.app.core import SERVER_NAME, Core, build_core
+from auth_mcp.app.gateway import build_gateway_side, gateway_routes, upstream_readiness
 from auth_mcp.app.github import dev_github_mount
 from auth_mcp.app.lifespan import Closer, database_readiness, lifespan
 from auth_mcp.app.resource import ResourceServer, build_resource_server, check_tool_scopes
@@ -38,6 +40,7 @@ from auth_mcp.authorization.account import ACCOUNT_PATH
 from auth_mcp.authorization.cimd import MetadataDocumentClients
 from auth_mcp.authorization.expiry import Purger
 from auth_mcp.clock import Clock, SystemClock
+from auth_mcp.gateway.builder import Gateway
 from auth_mcp.github.devserver import DevGitHubOptions
 from auth_mcp.github.models import GitHubRateLimited, GitHubUnavailable
 from auth_mcp.http.access_log import AccessLog
@@ -113,11 +116,14 @@ def create_app(
         await authorization.ledger.purge_expired()  # client assertions' ids, once they expired
         return await purger.run_once()
 
+    gateway = build_gateway_side(core)
     closers: list[Closer] = [core.github.http.aclose] if core.github.owns_http else []
     if metadata_documents is None:
         closers.append(documents.aclose)
+    if gateway is not None:
+        closers.append(gateway.aclose)
     app = Starlette(
-        routes=_routes(core, authorization, resource, offered_scopes=scopes),
+        routes=_routes(core, authorization, resource, gateway, offered_scopes=scopes),
         middleware=_server_middleware(core, shortcut=resource.shortcut),
         lifespan=lifespan(
             engine=core.engine,
@@ -143,12 +149,18 @@ def create_app(
         http=core.github.http,
         metrics=core.metrics,
         purger=purger,
+        gateway=gateway,
     )
     return app
 
 
 def _routes(
-    core: Core, authorization: AuthorizationServer, resource: ResourceServer, *, offered_scopes: Sequence[str]
+    core: Core,
+    authorization: AuthorizationServer,
+    resource: ResourceServer,
+    gateway: Gateway | None,
+    *,
+    offered_scopes: Sequence[str],
 ) -> list[BaseRoute]:
     """Every route; the MCP endpoint first, as it is matched on every tool call."""
     settings, issuer = core.settings, core.settings.issuer
@@ -159,23 +171,32 @@ def _routes(
         limit = limits.get(path)
         return app if limit is None else RateLimit(app, name=path, limit=limit, buckets=buckets, pages=core.pages)
 
+    async def readiness() -> tuple[bool, dict[str, Any]]:
+        ready, details = await database_readiness(core.store)
+        if gateway is not None:
+            # Reported, but not a reason to leave the load balancer (app/gateway.py, README).
+            details["upstreams"] = await upstream_readiness(gateway)
+        return ready, details
+
     return [
         *resource.routes,
+        *(gateway_routes(core, gateway) if gateway is not None else []),
         *oauth_routes(
             authorization,
             issuer=issuer,
-            audience=core.audience,
+            resources=core.resources,
             pages=core.pages,
             offered_scopes=offered_scopes,
             rate_limited=rate_limited,
             dynamic_registration=settings.dynamic_registration,
             metadata_documents=settings.client_metadata_documents,
+            jwks_uri=gateway.jwks_uri if gateway is not None else None,
         ),
         *protected_resource_routes(core.audience, issuer=issuer, scopes=[DEFAULT_SCOPE], name=SERVER_NAME),
         *browser_routes(authorization, rate_limited=rate_limited),
         Route("/", _front_page(core).show, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz(lambda: database_readiness(core.store)), methods=["GET"]),
+        Route("/readyz", readyz(readiness), methods=["GET"]),
         *(
             [Route("/metrics", core.metrics.guarded_endpoint(settings.metrics_token.get_secret_value()), methods=["GET"])]
             if settings.metrics and settings.metrics_token is not None

@@ -45,7 +45,7 @@ from auth_mcp.clock import Clock
 from auth_mcp.http.cors import public_cors
 from auth_mcp.http.pages import Pages
 from auth_mcp.http.routing import AsgiEndpoint, NoStore, body_limited
-from auth_mcp.resource.audience import Audience
+from auth_mcp.resource.audience import Audience, Resources
 from auth_mcp.scopes import OFFLINE_ACCESS
 from auth_mcp.storage.replay import SqlReplayLedger
 
@@ -89,7 +89,7 @@ def build_authorization_server(
         clients=clients,
         verifier=core.verifier,
         revoker=core.revoker,
-        audience=core.audience,
+        resources=core.resources,
         clock=clock,
         issuer=issuer,
         access_token_ttl=settings.access_token_ttl,
@@ -170,8 +170,19 @@ def _client_authentication(
     return ClientAuthentication(provider, assertions=assertions)
 
 
+class _MetadataWithKeys(OAuthMetadata):
+    """The SDK's RFC 8414 model lacks `jwks_uri`; a string keeps it exactly as built."""
+
+    jwks_uri: str
+
+
 def authorization_server_metadata(
-    issuer: str, *, offered_scopes: Sequence[str], dynamic_registration: bool, metadata_documents: bool
+    issuer: str,
+    *,
+    offered_scopes: Sequence[str],
+    dynamic_registration: bool,
+    metadata_documents: bool,
+    jwks_uri: str | None = None,
 ) -> OAuthMetadata:
     """RFC 8414 metadata, as the SDK builds it, with what this server adds; it advertises only
     the ways in that are switched on."""
@@ -183,7 +194,7 @@ def authorization_server_metadata(
     )
     # private_key_jwt is for metadata-document clients (cimd.py); registration does not offer it.
     methods = [*AUTH_METHODS, PRIVATE_KEY_JWT] if metadata_documents else AUTH_METHODS
-    return metadata.model_copy(
+    metadata = metadata.model_copy(
         update={
             # offline_access: clients (ChatGPT) look for it before asking for refresh tokens; every
             # client gets one whether it asks or not, so granting it changes nothing (clients.py).
@@ -198,10 +209,17 @@ def authorization_server_metadata(
             "registration_endpoint": metadata.registration_endpoint if dynamic_registration else None,
         }
     )
+    if jwks_uri is None:
+        return metadata
+    # RFC 8414 §2: the keys that sign the gateway's identity tokens (gateway/signing.py).
+    return _MetadataWithKeys(**metadata.model_dump(exclude_none=True), jwks_uri=jwks_uri)
 
 
-def protected_resource_routes(audience: Audience, *, issuer: str, scopes: list[str], name: str) -> list[BaseRoute]:
-    """RFC 9728 metadata of one resource, at its path; also at the root for clients that look there."""
+def protected_resource_routes(
+    audience: Audience, *, issuer: str, scopes: list[str], name: str, at_root: bool = True
+) -> list[BaseRoute]:
+    """RFC 9728 metadata of one resource, at its path; also at the root for clients that look
+    there (`at_root`: the built-in endpoint's; a gateway upstream's only at its own path)."""
     resource_metadata = ProtectedResourceMetadata(
         resource=audience.canonical,
         authorization_servers=[issuer],
@@ -210,27 +228,28 @@ def protected_resource_routes(audience: Audience, *, issuer: str, scopes: list[s
     )
     prm = public_cors(request_response(ProtectedResourceMetadataHandler(resource_metadata).handle), ["GET", "OPTIONS"])
     path = urlsplit(str(build_resource_metadata_url(audience.canonical))).path  # type: ignore[arg-type]
-    return [
-        Route(path, prm, methods=["GET", "OPTIONS"]),
-        Route("/.well-known/oauth-protected-resource", prm, methods=["GET", "OPTIONS"]),
-    ]
+    routes: list[BaseRoute] = [Route(path, prm, methods=["GET", "OPTIONS"])]
+    if at_root:
+        routes.append(Route("/.well-known/oauth-protected-resource", prm, methods=["GET", "OPTIONS"]))
+    return routes
 
 
 def oauth_routes(
     server: AuthorizationServer,
     *,
     issuer: str,
-    audience: Audience,
+    resources: Resources,
     pages: Pages,
     offered_scopes: Sequence[str],
     rate_limited: RateLimited,
     dynamic_registration: bool,
     metadata_documents: bool,
+    jwks_uri: str | None = None,
 ) -> list[BaseRoute]:
     """Metadata, /authorize, /token, /register (when dynamic registration is on) and /revoke."""
     provider, clients = server.provider, server.clients
     metadata = authorization_server_metadata(
-        issuer, offered_scopes=offered_scopes, dynamic_registration=dynamic_registration, metadata_documents=metadata_documents
+        issuer, offered_scopes=offered_scopes, dynamic_registration=dynamic_registration, metadata_documents=metadata_documents, jwks_uri=jwks_uri
     )
     registration = RegistrationHandler(provider, options=ClientRegistrationOptions(enabled=True))
     authorize = AuthorizeEndpoint(provider=provider, clients=clients, issuer=issuer, pages=pages)
@@ -247,7 +266,7 @@ def oauth_routes(
             methods=get,
         ),
         Route("/authorize", rate_limited("/authorize", body_limited(authorize, OAUTH_BODY_LIMIT)), methods=["GET", "POST"]),
-        posted(TOKEN_PATH, TokenEndpoint(provider=provider, audience=audience, authenticator=server.authenticator), OAUTH_BODY_LIMIT),
+        posted(TOKEN_PATH, TokenEndpoint(provider=provider, resources=resources, authenticator=server.authenticator), OAUTH_BODY_LIMIT),
         # RFC 7591 §3.2.1's answer carries the client secret: like a token response, never cached.
         *(
             [posted("/register", RegisterEndpoint(handler=registration), REGISTRATION_BODY_LIMIT, no_store=True)]

@@ -11,11 +11,13 @@ from auth_mcp.app.github import GitHubSide, build_github
 from auth_mcp.authorization.revocation import Revoker
 from auth_mcp.clock import Clock
 from auth_mcp.crypto import Keyring, resolve_secret
+from auth_mcp.gateway.config import GatewayConfig, load_gateway_config
 from auth_mcp.github.devserver import DevGitHubOptions
 from auth_mcp.github.person import PersonGitHub
 from auth_mcp.http.metrics import Metrics
 from auth_mcp.http.pages import Pages
-from auth_mcp.resource.audience import Audience
+from auth_mcp.http.rate_limit import BEARER_FAILURES, FailureBudget, TokenBuckets, default_limits
+from auth_mcp.resource.audience import Audience, Resources
 from auth_mcp.resource.sse_sessions import SseSessions
 from auth_mcp.resource.verifier import CachedVerifier
 from auth_mcp.settings import Settings
@@ -36,6 +38,8 @@ class Core:
     pages: Pages
     metrics: Metrics
     audience: Audience
+    resources: Resources  # the built-in endpoint's audience, then each gateway upstream's
+    gateway_config: GatewayConfig | None
     github: GitHubSide
     engine: AsyncEngine
     store: SqlStore
@@ -43,6 +47,7 @@ class Core:
     announcer: Announcer
     revoker: Revoker
     sse_sessions: SseSessions
+    bearer_failures: FailureBudget | None  # one per-address budget for failed bearer checks, every endpoint
 
     def people(self, grant_id: str) -> PersonGitHub:
         """GitHub as the person behind one grant."""
@@ -102,13 +107,20 @@ def build_core(
         on_revoked=sse_sessions.close_grant,
     )
     endpoint_path = "/mcp" if settings.transport == "streamable-http" else "/sse"
+    audience = Audience(issuer=issuer, endpoint_path=endpoint_path)
+    gateway_config = load_gateway_config(settings.gateway_config) if settings.gateway_config else None
+    upstreams = gateway_config.upstreams.values() if gateway_config else ()
+    # Each upstream is its own resource, accepting only itself (no aliases).
+    resources = Resources([audience, *(Audience(issuer=issuer, endpoint_path=up.path, aliases=False) for up in upstreams)])
     return Core(
         settings=settings,
         clock=clock,
         keyring=keyring,
         pages=pages,
         metrics=metrics,
-        audience=Audience(issuer=issuer, endpoint_path=endpoint_path),
+        audience=audience,
+        resources=resources,
+        gateway_config=gateway_config,
         github=github,
         engine=engine,
         store=store,
@@ -116,4 +128,12 @@ def build_core(
         announcer=announcer,
         revoker=revoker,
         sse_sessions=sse_sessions,
+        bearer_failures=_bearer_failures(settings, clock),
     )
+
+
+def _bearer_failures(settings: Settings, clock: Clock) -> FailureBudget | None:
+    if not settings.rate_limit_per_minute:
+        return None
+    limit = default_limits(settings.rate_limit_per_minute)[BEARER_FAILURES]
+    return FailureBudget(name=BEARER_FAILURES, limit=limit, buckets=TokenBuckets(clock=clock))

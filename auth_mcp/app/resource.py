@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mcp.server.auth.routes import build_resource_metadata_url
@@ -16,8 +16,8 @@ from auth_mcp.app.core import SERVER_NAME, Core
 from auth_mcp.github.person import PersonGitHub
 from auth_mcp.http.cors import BrowserCors
 from auth_mcp.http.dns_rebinding import DnsRebindingGuard
-from auth_mcp.http.rate_limit import BEARER_FAILURES, FailureBudget, TokenBuckets, default_limits
 from auth_mcp.http.routing import AsgiEndpoint
+from auth_mcp.resource.audience import Audience
 from auth_mcp.resource.bearer import BearerGuard
 from auth_mcp.resource.stateless_stream import NoServerStream
 from auth_mcp.scopes import DEFAULT_SCOPE
@@ -87,14 +87,20 @@ def build_mcp_server(settings: Settings, *, tools: Sequence[ToolSpec], people: C
     return mcp
 
 
-def build_resource_server(core: Core, *, tools: Sequence[ToolSpec]) -> ResourceServer:
-    settings, audience = core.settings, core.audience
-    mcp = build_mcp_server(settings, tools=tools, people=core.people)
-    streamable = settings.transport == "streamable-http"
-    failures = None
-    if settings.rate_limit_per_minute:
-        limit = default_limits(settings.rate_limit_per_minute)[BEARER_FAILURES]
-        failures = FailureBudget(name=BEARER_FAILURES, limit=limit, buckets=TokenBuckets(clock=core.clock))
+def endpoint_guards(
+    core: Core,
+    *,
+    audience: Audience,
+    scopes: Sequence[str],
+    tool_scopes: Mapping[str, Sequence[str]],
+    streamable: bool,
+    required_scopes: Sequence[str] = (),
+    upstream: bool = False,
+) -> Callable[[ASGIApp], ASGIApp]:
+    """Wraps an MCP endpoint (the built-in one, or a gateway `upstream`'s) in MCP_ENDPOINT_LAYERS.
+    An upstream's streams are its own (GET streams pass through) and the gateway bounds them per
+    person (gateway/streams.py), so its `streams` layer is the pass-through itself."""
+    settings = core.settings
     # The layers named in MCP_ENDPOINT_LAYERS, each wrapping what is inside it.
     layers: dict[str, Callable[[ASGIApp], ASGIApp]] = {
         "bearer": lambda app: BearerGuard(
@@ -102,16 +108,19 @@ def build_resource_server(core: Core, *, tools: Sequence[ToolSpec]) -> ResourceS
             verifier=core.verifier,
             audience=audience,
             resource_metadata_url=str(build_resource_metadata_url(audience.canonical)),  # type: ignore[arg-type]
-            default_scopes=[DEFAULT_SCOPE],
-            tool_scopes={spec.name: spec.scopes for spec in tools},
+            default_scopes=scopes,
+            tool_scopes=tool_scopes,
             metrics=core.metrics,
             trust_routing_headers=streamable,
-            failures=failures,
+            failures=core.bearer_failures,
+            required_scopes=required_scopes,
         ),
         "browser_cors": lambda app: (
             BrowserCors(app, origins=list(settings.allowed_origins)) if settings.allowed_origins else app
         ),
-        "streams": lambda app: NoServerStream(app) if streamable else core.sse_sessions.guard(app),
+        "streams": lambda app: (
+            app if upstream else NoServerStream(app) if streamable else core.sse_sessions.guard(app)
+        ),
         "host_origin": lambda app: DnsRebindingGuard(
             app, issuer=settings.issuer, allowed_hosts=settings.allowed_hosts, allowed_origins=settings.allowed_origins
         ),
@@ -122,6 +131,20 @@ def build_resource_server(core: Core, *, tools: Sequence[ToolSpec]) -> ResourceS
             transport = layers[name](transport)
         return transport
 
+    return guarded
+
+
+def build_resource_server(core: Core, *, tools: Sequence[ToolSpec]) -> ResourceServer:
+    settings = core.settings
+    mcp = build_mcp_server(settings, tools=tools, people=core.people)
+    streamable = settings.transport == "streamable-http"
+    guarded = endpoint_guards(
+        core,
+        audience=core.audience,
+        scopes=[DEFAULT_SCOPE],
+        tool_scopes={spec.name: spec.scopes for spec in tools},
+        streamable=streamable,
+    )
     # Our own guard checks Host and Origin (dns_rebinding.py); the SDK's would refuse proxies.
     no_sdk_guard = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     if streamable:

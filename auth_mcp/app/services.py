@@ -11,6 +11,7 @@ from auth_mcp.authorization.expiry import Purger
 from auth_mcp.authorization.provider import AuthServerProvider
 from auth_mcp.authorization.revocation import Revoker
 from auth_mcp.crypto import Keyring
+from auth_mcp.gateway.builder import Gateway
 from auth_mcp.github.client import GitHubClient
 from auth_mcp.github.devserver import DevGitHub
 from auth_mcp.http.metrics import Metrics
@@ -37,3 +38,4 @@ class Services:
     http: httpx.AsyncClient
     metrics: Metrics
     purger: Purger
+    gateway: Gateway | None = None  # the gateway's parts, with AUTH_MCP_GATEWAY_CONFIG

@@ -34,7 +34,7 @@ from auth_mcp.authorization.provider import CONSENT_PATH, AuthServerProvider
 from auth_mcp.authorization.redirect_confirmation import confirmation_page, leaves_the_device
 from auth_mcp.http.pages import Pages
 from auth_mcp.http.refusals import log_refusal
-from auth_mcp.resource.audience import Audience
+from auth_mcp.resource.audience import Resources
 from auth_mcp.urls import with_query
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -145,9 +145,9 @@ class AuthorizeEndpoint:
 
 
 class TokenEndpoint:
-    def __init__(self, *, provider: AuthServerProvider, audience: Audience, authenticator: ClientAuthenticator) -> None:
+    def __init__(self, *, provider: AuthServerProvider, resources: Resources, authenticator: ClientAuthenticator) -> None:
         self._handler = TokenHandler(provider, authenticator)
-        self._audience = audience
+        self._resources = resources
 
     async def __call__(self, request: Request) -> Response:
         try:
@@ -169,9 +169,9 @@ class TokenEndpoint:
             # RFC 6749 §5.2
             return _oauth_error(400, "unsupported_grant_type", f"grant_type must be one of {', '.join(sorted(_GRANT_TYPES))}")
         for resource in form.getlist("resource"):
-            if not isinstance(resource, str) or not self._audience.accepts(resource):
+            if not isinstance(resource, str) or self._resources.find(resource) is None:
                 # RFC 8707 §2
-                return _oauth_error(400, "invalid_target", "the resource parameter does not name this MCP server")
+                return _oauth_error(400, "invalid_target", "the resource parameter does not name an MCP server served here")
         return await self._handler.handle(request)
 
 

@@ -36,7 +36,7 @@ from auth_mcp.github.models import GitHubError, GitHubRateLimited, GitHubUnavail
 from auth_mcp.github.person import GrantEnded
 from auth_mcp.http.metrics import Metrics
 from auth_mcp.http.outage import note_outage
-from auth_mcp.resource.audience import Audience
+from auth_mcp.resource.audience import Resources
 from auth_mcp.resource.verifier import CachedVerifier, McpAccessToken
 from auth_mcp.scopes import DEFAULT_SCOPE
 from auth_mcp.storage.availability import StorageUnavailable
@@ -74,7 +74,7 @@ class AuthServerProvider:
         clients: ClientDirectory,
         verifier: CachedVerifier,
         revoker: Revoker,
-        audience: Audience,
+        resources: Resources,
         clock: Clock,
         issuer: str,
         access_token_ttl: int,
@@ -90,7 +90,7 @@ class AuthServerProvider:
         self._clients = clients
         self._verifier = verifier
         self._revoker = revoker
-        self._audience = audience
+        self._resources = resources
         self._clock = clock
         self._issuer = issuer
         self._access_ttl = access_token_ttl
@@ -114,8 +114,9 @@ class AuthServerProvider:
 
     async def authorize(self, client: OAuthClientInformationFull, params: AuthorizationParams) -> str:
         # RFC 8707 §2: a resource we are not is refused before anything is stored.
-        if not self._audience.accepts(params.resource):
-            raise AuthorizeError("invalid_target", "the resource parameter does not name this MCP server")
+        target = self._resources.find(params.resource)
+        if target is None:
+            raise AuthorizeError("invalid_target", "the resource parameter does not name an MCP server served here")
         if not _S256_CHALLENGE.fullmatch(params.code_challenge):
             # RFC 7636 §4.2: an S256 challenge is 43 base64url characters (we allow up to 128).
             raise AuthorizeError("invalid_request", "code_challenge must be 43 to 128 characters of base64url")
@@ -133,7 +134,7 @@ class AuthServerProvider:
                     code_challenge=params.code_challenge,
                     client_state=params.state,
                     scopes=tuple(params.scopes or (DEFAULT_SCOPE,)),
-                    resource=self._audience.canonical,
+                    resource=target.canonical,
                     created_at=now,
                     expires_at=now + tokens.CONSENT_TTL,
                 ),
@@ -181,7 +182,7 @@ class AuthServerProvider:
     async def exchange_authorization_code(
         self, client: OAuthClientInformationFull, authorization_code: GrantAuthorizationCode
     ) -> OAuthToken:
-        access, refresh, pair = self._mint(authorization_code.scopes, authorization_code.resource or self._audience.canonical)
+        access, refresh, pair = self._mint(authorization_code.scopes, authorization_code.resource or self._resources.default.canonical)
         won = await self._store.consume_code(tokens.token_hash(authorization_code.code), pair, client_id=client.client_id)
         if not won:
             # A concurrent exchange got here first: this request is a replay.
@@ -243,7 +244,7 @@ class AuthServerProvider:
         # RFC 6749 §6: the new refresh token keeps the scope of the one it replaces, however
         # narrow the access token this request asked for.
         access, refresh, pair = self._mint(
-            scopes, refresh_token.resource or self._audience.canonical, refresh_scopes=refresh_token.scopes
+            scopes, refresh_token.resource or self._resources.default.canonical, refresh_scopes=refresh_token.scopes
         )
         won = await self._store.rotate_refresh_token(tokens.token_hash(refresh_token.token), pair)
         # The grant's previous access token is gone either way.

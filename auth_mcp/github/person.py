@@ -85,6 +85,11 @@ class PersonGitHub:
                 await self._end("GitHub no longer accepts the token, even after refreshing it")
                 raise  # unreachable: _end raises
 
+    async def access_token(self) -> str:
+        """The person's GitHub token, refreshed first if it is about to expire (for an upstream
+        that acts on GitHub itself, by the operator's explicit choice)."""
+        return await self._usable_token(await self._load())
+
     async def org_membership(self, org: str) -> OrgMembership | None:
         """The person's membership of `org`, or None if they are not a member."""
         try:

@@ -69,6 +69,7 @@ class BearerGuard:
         metrics: Metrics,
         trust_routing_headers: bool,
         failures: FailureBudget | None = None,
+        required_scopes: Sequence[str] = (),
     ) -> None:
         # Unknown tokens per client address (http/rate_limit.py): None when rate limits are off.
         self._failures = failures
@@ -82,6 +83,9 @@ class BearerGuard:
         self._default_scope = " ".join(default_scopes)
         self._tool_scopes = {name: tuple(scopes) for name, scopes in tool_scopes.items()}
         self._check_body = RequestBodyLimitMiddleware(self._check_body_within_limit, MAX_BODY)
+        # Scopes every request needs (a gateway upstream's); a tool may need more.
+        self._required_scopes = tuple(required_scopes)
+        self._required_set = frozenset(required_scopes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS":
@@ -123,6 +127,10 @@ class BearerGuard:
             return
         scope[PERSON_KEY] = access.github_login
         scope[PERSON_ID_KEY] = access.github_user_id
+        if not verified.scopes.issuperset(self._required_set):
+            # A gateway upstream's scopes, needed by every request to it (logged like a tool's).
+            await self._refuse_scope(scope, receive, send, self._required_scopes, verified, None)
+            return
         if scope["method"] == "POST":
             if self._trust_routing_headers and _is_modern(headers.get(b"mcp-protocol-version")):
                 # 2026-07-28 requests name their method and tool in headers, and the SDK refuses

@@ -3,6 +3,7 @@
 // finishAuth, connect over Streamable HTTP, call get_user_profile. Prints one JSON line on stdout.
 //
 //   node sdk_client.mjs --url http://localhost:8000/mcp --login alice [--sdk v1|v2] [--era legacy|modern]
+//                       [--tool NAME --arguments JSON]   (another server's tool, e.g. through the gateway)
 //
 // --sdk v1: @modelcontextprotocol/sdk 1.x (what most shipped clients embed), legacy handshake.
 // --sdk v2: @modelcontextprotocol/client 2.x; --era modern pins protocol revision 2026-07-28.
@@ -17,6 +18,8 @@ const { values: args } = parseArgs({
     sdk: { type: 'string', default: 'v1' },
     era: { type: 'string', default: 'legacy' },
     'timeout-ms': { type: 'string', default: '60000' },
+    tool: { type: 'string' },
+    arguments: { type: 'string', default: '{}' },
   },
 });
 if (!args.url) throw new Error('--url is required');
@@ -129,12 +132,13 @@ async function connect() {
 const client = await connect();
 const protocolVersion = client.getNegotiatedProtocolVersion?.() ?? client.transport?.protocolVersion;
 const tools = (await client.listTools()).tools.map((tool) => tool.name);
-const profile = await client.callTool({ name: 'get_user_profile', arguments: {} });
+const first = args.tool ? { name: args.tool, arguments: JSON.parse(args.arguments) } : { name: 'get_user_profile', arguments: {} };
+const profile = await client.callTool(first);
 await client.close();
 
 // A second connection reuses the stored tokens: no second trip through the browser.
 const again = await connect();
-const whoami = await again.callTool({ name: 'whoami', arguments: {} });
+const whoami = await again.callTool(args.tool ? first : { name: 'whoami', arguments: {} });
 await again.close();
 
 const authorize = provider.authorizationUrl;

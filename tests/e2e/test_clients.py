@@ -33,6 +33,7 @@ from tests.support.browser import Browser
 from tests.support.oauth import Client, authorize_url, pkce, register
 from tests.support.server import in_process
 from tests.support.tooling import install_missing_tooling
+from tests.support.upstreams import everything
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENTS = REPO / "tests" / "clients"
@@ -160,11 +161,13 @@ class AuthMcp:
 
 
 @contextlib.contextmanager
-def auth_mcp(workdir: Path, *, transport: str = "streamable-http") -> Iterator[AuthMcp]:
+def auth_mcp(workdir: Path, *, transport: str = "streamable-http", gateway_config: Path | None = None) -> Iterator[AuthMcp]:
     """`python -m auth_mcp --port P` in dev mode, in its own working directory."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH_MCP_")}
     env["AUTH_MCP_RATE_LIMIT_PER_MINUTE"] = "0"  # one test makes many requests from one address
+    if gateway_config is not None:
+        env["AUTH_MCP_GATEWAY_CONFIG"] = str(gateway_config)
     port = free_port()
     argv: list[str | Path] = [sys.executable, "-m", "auth_mcp", "--port", str(port), "--transport", transport]
     process = Process.start("auth-mcp", argv, cwd=workdir, env=env, log=workdir / "auth-mcp.log")
@@ -252,6 +255,25 @@ def test_typescript_sdk_client_registers_authorizes_and_reads_the_profile(
         "/_dev/github/login/oauth/authorize",
         "/github/callback",
     ]
+
+
+def test_typescript_sdk_client_reaches_an_upstream_through_the_gateway(node_tooling: None, tmp_path: Path) -> None:
+    """The TypeScript SDK 1.x client at /mcp/everything: it discovers the upstream's own protected
+    resource, authorizes for it, and calls server-everything's echo through auth-mcp."""
+    with everything(tmp_path / "everything") as upstream:
+        config = tmp_path / "gateway.toml"
+        config.write_text(f'[upstreams.everything]\nurl = "{upstream.url}"\n')
+        with auth_mcp(tmp_path / "server", gateway_config=config) as server:
+            endpoint = server.issuer + "/mcp/everything"
+            args = ["--url", endpoint, "--login", "ts-gateway", "--tool", "echo", "--arguments", '{"message":"from TypeScript"}']
+            code, result, stderr = run_node("sdk_client.mjs", args, home=tmp_path / "home", timeout=90)
+            context = f"\nclient stderr:\n{stderr[-3000:]}\nserver log:\n{server.process.output()}"
+            assert code == 0 and result is not None, f"SDK client exited with {code}{context}"
+    assert result["profile"]["isError"] is False
+    assert result["profile"]["content"][0]["text"] == "Echo: from TypeScript"
+    assert result["authorizations"] == 1
+    assert result["authorizeParams"]["resource"] == endpoint
+    assert {"echo", "get-sum"} <= set(result["tools"])
 
 
 # 2. MCP Inspector 2.x in headless Chromium -------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
@@ -92,16 +92,17 @@ class OAuthUser:
 
 @contextlib.asynccontextmanager
 async def connect(
-    server_url: str, user: OAuthUser, *, mode: Literal["auto", "legacy"] = "auto"
+    server_url: str, user: OAuthUser, *, mode: Literal["auto", "legacy"] = "auto", **options: Any
 ) -> AsyncIterator[Client]:
-    """An MCP `Client` connected through OAuth: streamable HTTP for /mcp, SSE for /sse."""
+    """An MCP `Client` connected through OAuth: streamable HTTP for /mcp, SSE for /sse.
+    `options` go to `Client` (sampling_callback, elicitation_callback, ...)."""
     auth = user.provider(server_url)
     if server_url.endswith("/sse"):
-        async with Client(sse_client(server_url, auth=auth), mode="legacy") as client:
+        async with Client(sse_client(server_url, auth=auth), mode="legacy", **options) as client:
             yield client
         return
     async with (
         httpx2.AsyncClient(auth=auth, timeout=30) as http,
-        Client(streamable_http_client(server_url, http_client=http), mode=mode) as client,
+        Client(streamable_http_client(server_url, http_client=http), mode=mode, **options) as client,
     ):
         yield client

@@ -1,0 +1,104 @@
+"""`build_gateway`: the gateway's parts for `create_app`, from the configuration file.
+
+What it hands back: the routes (each upstream's endpoint, behind the guards the wiring puts
+around it, and the JWK Set), the readiness probe, and the HTTP client to close at shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
+
+from auth_mcp.clock import Clock
+from auth_mcp.gateway.config import GatewayConfig, Upstream
+from auth_mcp.gateway.health import UpstreamHealth
+from auth_mcp.gateway.identity import IdentityTokens
+from auth_mcp.gateway.proxy import GitHubTokenSource, RequestId, UpstreamProxy
+from auth_mcp.gateway.sessions import SessionSeal
+from auth_mcp.gateway.signing import SigningKeys
+from auth_mcp.gateway.upstream_http import UpstreamHttp
+from auth_mcp.http.routing import AsgiEndpoint
+
+JWKS_PATH = "/.well-known/jwks.json"
+
+# (app, upstream) -> the app behind Host/Origin checks, CORS and the bearer guard for the
+# upstream's resource: the same protection as /mcp, built by the wiring.
+Protect = Callable[[ASGIApp, Upstream], ASGIApp]
+
+
+@dataclass
+class Gateway:
+    config: GatewayConfig
+    keys: SigningKeys
+    health: UpstreamHealth
+    http: UpstreamHttp  # the forwarded calls
+    probes: httpx.AsyncClient  # the readiness probes (health.py)
+    jwks_uri: str
+    routes: list[BaseRoute] = field(default_factory=list)
+    proxies: dict[str, UpstreamProxy] = field(default_factory=dict)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        await self.probes.aclose()
+
+
+def build_gateway(
+    *,
+    config: GatewayConfig,
+    issuer: str,
+    signing_seeds: Sequence[bytes],
+    session_keys: Sequence[bytes],
+    clock: Clock,
+    protect: Protect,
+    github_tokens: GitHubTokenSource,
+    request_id: RequestId,
+) -> Gateway:
+    keys = SigningKeys(seeds_newest_first=signing_seeds)
+    identity = IdentityTokens(keys=keys, issuer=issuer, clock=clock)
+    sessions = SessionSeal(keys_newest_first=session_keys)
+    # One connection pool for every upstream; each request carries its upstream's timeouts.
+    client = UpstreamHttp()
+    probes = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+    upstreams = list(config.upstreams.values())
+    gateway = Gateway(
+        config=config,
+        keys=keys,
+        health=UpstreamHealth(upstreams=upstreams, http=probes, clock=clock),
+        http=client,
+        probes=probes,
+        jwks_uri=issuer + JWKS_PATH,
+    )
+    for upstream in upstreams:
+        proxy = UpstreamProxy(
+            upstream=upstream,
+            http=client,
+            identity=identity,
+            sessions=sessions,
+            github_tokens=github_tokens,
+            request_id=request_id,
+        )
+        gateway.proxies[upstream.name] = proxy
+        gateway.routes.append(Route(upstream.path, AsgiEndpoint(protect(proxy, upstream))))
+    gateway.routes.append(Route(JWKS_PATH, _jwks(keys), methods=["GET"]))
+    return gateway
+
+
+def _jwks(keys: SigningKeys) -> Callable[[Request], Response]:
+    body = keys.jwks_json
+
+    async def jwks(_request: Request) -> Response:
+        # RFC 7517 §8.5: application/jwk-set+json. Cacheable briefly: a rotation publishes the
+        # next key well before it signs (signing.py), so a few minutes of caching is safe.
+        return Response(
+            body,
+            media_type="application/jwk-set+json",
+            headers={"cache-control": "public, max-age=300", "access-control-allow-origin": "*"},
+        )
+
+    return jwks  # type: ignore[return-value]

@@ -1,0 +1,66 @@
+"""Is each upstream reachable? For `/readyz` and `auth-mcp upstreams`.
+
+An upstream counts as reachable when it answers HTTP at all at its url (any status: without
+credentials an MCP endpoint answers 401, 405 or 400, and that is an answer). Refused
+connections, timeouts and non-HTTP answers count as down, with the reason. Answers are kept
+for a few seconds, so a load balancer polling `/readyz` does not turn into load on upstreams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from auth_mcp.clock import Clock
+from auth_mcp.gateway.config import Upstream
+
+PROBE_TIMEOUT = 2.0
+REMEMBER = 5.0  # seconds an answer is reused
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamStatus:
+    name: str
+    url: str
+    reachable: bool
+    detail: str  # the HTTP status seen, or why it could not be reached
+
+    def as_json(self) -> dict[str, object]:
+        return {"url": self.url, "reachable": self.reachable, "detail": self.detail}
+
+
+class UpstreamHealth:
+    def __init__(self, *, upstreams: Sequence[Upstream], http: httpx.AsyncClient, clock: Clock) -> None:
+        self._upstreams = list(upstreams)
+        self._http = http
+        self._clock = clock
+        self._last: tuple[float, list[UpstreamStatus]] | None = None
+
+    async def check(self) -> list[UpstreamStatus]:
+        """Every upstream's status (probed concurrently, each within PROBE_TIMEOUT seconds)."""
+        now = self._clock.now()
+        if self._last is not None and now - self._last[0] < REMEMBER:
+            return self._last[1]
+        statuses = list(await asyncio.gather(*(self._probe(upstream) for upstream in self._upstreams)))
+        self._last = (now, statuses)
+        return statuses
+
+    async def _probe(self, upstream: Upstream) -> UpstreamStatus:
+        try:
+            # A GET without a session or credentials: the cheapest request every MCP endpoint
+            # answers. Only the status line matters; a stream that opens is closed at once.
+            request = self._http.build_request(
+                "GET", upstream.url, headers={"accept": "text/event-stream"}, timeout=PROBE_TIMEOUT
+            )
+            response = await self._http.send(request, stream=True)
+            await response.aclose()
+        except httpx.TimeoutException:
+            return UpstreamStatus(upstream.name, upstream.url, False, f"no answer within {PROBE_TIMEOUT:g} s")
+        except httpx.ConnectError:
+            return UpstreamStatus(upstream.name, upstream.url, False, "connection refused or failed")
+        except httpx.HTTPError as exc:
+            return UpstreamStatus(upstream.name, upstream.url, False, f"not an HTTP answer ({type(exc).__name__})")
+        return UpstreamStatus(upstream.name, upstream.url, True, f"HTTP {response.status_code}")

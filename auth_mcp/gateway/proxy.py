@@ -1,0 +1,302 @@
+"""The pass-through: MCP over streamable HTTP from an authenticated client to one upstream.
+
+It runs behind the bearer guard, which has verified the client's MCP token for this upstream's
+resource, put the caller in `scope["user"]` and removed the token from the request. Then:
+- the request goes on with the headers `crossing.py` lets through, the caller's identity token
+  (or, by opt-in, their GitHub token) as `Authorization`, and the upstream's own session id;
+- the answer comes back as it arrives: SSE streams and GET streams chunk by chunk, never held
+  whole; a JSON body (one message) whole, up to `max_response_bytes`;
+- when the client goes away, the upstream request is cancelled and its connection closed;
+- an upstream that is down, slow or answers garbage gets the client a prompt 502/504 whose
+  JSON-RPC error names the upstream and the reason, never a hang or a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import anyio
+from starlette.types import Message, Receive, Scope, Send
+
+from auth_mcp.gateway.config import Upstream
+from auth_mcp.gateway.crossing import to_client, to_upstream
+from auth_mcp.gateway.identity import Caller, IdentityTokens
+from auth_mcp.gateway.sessions import SessionSeal
+from auth_mcp.gateway.streams import StreamLimit
+from auth_mcp.gateway.upstream_http import UpstreamHttp
+
+logger = logging.getLogger(__name__)
+
+# The grant's GitHub token, refreshed if needed (for upstreams with forward = "github-token").
+GitHubTokenSource = Callable[[str], Awaitable[str]]
+RequestId = Callable[[], str]
+
+_METHODS = frozenset({"GET", "POST", "DELETE"})
+_SESSION = b"mcp-session-id"
+_JSON = b"application/json"
+SERVER_ERROR = -32000  # JSON-RPC 2.0 §5.1: implementation-defined server error
+_CALLER_KEY = "gateway.caller"
+
+
+class UpstreamFailure(Exception):
+    """The upstream could not give an answer: `status` for the client, `reason` in words."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class UpstreamProxy:
+    """The ASGI app served at /mcp/NAME, behind the bearer guard."""
+
+    def __init__(
+        self,
+        *,
+        upstream: Upstream,
+        http: UpstreamHttp,
+        identity: IdentityTokens,
+        sessions: SessionSeal,
+        github_tokens: GitHubTokenSource,
+        request_id: RequestId,
+    ) -> None:
+        self._upstream = upstream
+        self._name = upstream.name
+        self._url = upstream.url
+        self._http = http
+        self._identity = identity
+        self._sessions = sessions
+        self._github_tokens = github_tokens
+        self._request_id = request_id
+        self._streams = StreamLimit(per_person=upstream.max_streams_per_person)
+        # sock_read: the longest silence from the upstream, before its answer and within a stream.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=upstream.connect_timeout, sock_connect=upstream.connect_timeout, sock_read=upstream.read_timeout
+        )
+
+    @property
+    def streams(self) -> StreamLimit:
+        return self._streams
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        user = scope.get("user")
+        if method not in _METHODS or user is None:
+            # OPTIONS reaches here without credentials (CORS preflights are answered before):
+            # nothing unauthenticated is forwarded.
+            await _send_json(send, 405, _error(None, "Use GET, POST or DELETE"), [(b"allow", b"GET, POST, DELETE")])
+            return
+        caller: Caller = user.access_token.answer(_CALLER_KEY, _caller)
+        headers = scope["headers"]
+        session = self._upstream_session(headers, caller)
+        if session is False:
+            # Streamable HTTP: an unknown session id gets 404, and the client starts a new session.
+            await _send_json(send, 404, _error(None, f"Session not found at upstream {self._name!r}"))
+            return
+        body = await _read_body(receive, self._upstream.max_request_bytes, headers)
+        if body is None:
+            limit = self._upstream.max_request_bytes
+            await _send_json(send, 413, _error(None, f"Request body larger than {limit} bytes for upstream {self._name!r}"))
+            return
+        if not self._streams.acquire(caller.github_user_id):
+            reason = f"too many open requests to upstream {self._name!r} for this person; close some and retry"
+            await _send_json(send, 503, _error(_message_id(body), reason), [(b"retry-after", b"1")])
+            return
+        try:
+            outbound = await self._outbound_headers(headers, caller, session)
+            failure = await self._exchange(method, outbound, body, caller, receive, send)
+        except UpstreamFailure as raised:
+            failure = raised
+        finally:
+            self._streams.release(caller.github_user_id)
+        if failure is not None:
+            # Only ever raised before anything was sent: the client gets a clear status and reason.
+            logger.warning("upstream %s: %s", self._name, failure.reason)
+            await _send_json(send, failure.status, _error(_message_id(body), f"upstream {self._name!r} {failure.reason}"))
+
+    def _upstream_session(self, headers: list[tuple[bytes, bytes]], caller: Caller) -> str | bool | None:
+        """The upstream's session id for the client's sealed one; None without one; False if refused."""
+        sealed = next((value for name, value in headers if name == _SESSION), None)
+        if sealed is None:
+            return None
+        opened = self._sessions.open(sealed.decode("latin-1"), upstream=self._name, person=caller.github_user_id)
+        return False if opened is None else opened
+
+    async def _outbound_headers(
+        self, headers: list[tuple[bytes, bytes]], caller: Caller, session: str | bool | None
+    ) -> list[tuple[str, str]]:
+        outbound = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in to_upstream(headers)]
+        if self._upstream.forward == "github-token":
+            try:
+                credential = await self._github_tokens(caller.grant_id)
+            except Exception as exc:  # noqa: BLE001 - any GitHub failure is reported to the client
+                raise UpstreamFailure(502, f"could not be given your GitHub token: {exc}") from None
+        else:
+            credential = self._identity.for_upstream(caller, self._upstream.url)
+        outbound.append(("authorization", "Bearer " + credential))
+        outbound.append(("accept-encoding", "identity"))
+        outbound.append(("x-request-id", self._request_id()))
+        if isinstance(session, str):
+            outbound.append(("mcp-session-id", session))
+        return outbound
+
+    async def _exchange(
+        self, method: str, headers: list[tuple[str, str]], body: bytes, caller: Caller, receive: Receive, send: Send
+    ) -> UpstreamFailure | None:
+        """Send the request and relay the answer; cancelled as soon as the client disconnects."""
+        failure: UpstreamFailure | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+            try:
+                response = await self._send(method, headers, body)
+                try:
+                    await self._relay(response, caller, send)
+                    response.release()  # read to the end: the connection goes back to the pool
+                finally:
+                    response.close()  # a no-op after release; otherwise the connection is dropped
+            except UpstreamFailure as raised:
+                failure = raised
+            group.cancel_scope.cancel()
+        return failure
+
+    async def _send(self, method: str, headers: list[tuple[str, str]], body: bytes) -> aiohttp.ClientResponse:
+        session = self._http.session()
+        try:
+            return await session.request(
+                method, self._url, headers=headers, data=body or None, timeout=self._timeout, allow_redirects=False
+            )
+        except aiohttp.ConnectionTimeoutError:
+            raise UpstreamFailure(504, "did not answer in time (connect timeout)") from None
+        except (aiohttp.ServerTimeoutError, TimeoutError):
+            raise UpstreamFailure(504, "did not answer in time (read timeout)") from None
+        except aiohttp.ClientConnectorError:
+            raise UpstreamFailure(502, "is unreachable (connection refused or failed)") from None
+        except (aiohttp.ClientResponseError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError):
+            raise UpstreamFailure(502, "closed the connection or answered something that is not HTTP") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamFailure(502, f"could not be reached ({type(exc).__name__})") from None
+
+    async def _relay(self, response: aiohttp.ClientResponse, caller: Caller, send: Send) -> None:
+        if response.status == 401:
+            # The upstream refused our identity token: a configuration mismatch, not the client's
+            # credential; a 401 (with the upstream's challenge) would send the client to log in again.
+            raise UpstreamFailure(502, "refused auth-mcp's identity token (check its issuer, audience and jwks_uri)")
+        raw = list(response.raw_headers)
+        headers = to_client(raw)
+        session = next((value for name, value in raw if name.lower() == _SESSION), None)
+        if session is not None:
+            # Bytes as latin-1 text and back: the upstream gets exactly the id it gave.
+            sealed = self._sessions.seal(session.decode("latin-1"), upstream=self._name, person=caller.github_user_id)
+            if sealed is None:
+                raise UpstreamFailure(502, "answered with an unusable Mcp-Session-Id")
+            headers.append((_SESSION, sealed.encode("ascii")))
+        content_type = response.headers.get("content-type", "").encode("latin-1").split(b";")[0].strip().lower()
+        if content_type == _JSON:
+            body = await self._whole_body(response)
+            headers.append((b"content-length", str(len(body)).encode("ascii")))
+            await send({"type": "http.response.start", "status": response.status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        try:
+            async for chunk in response.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except (aiohttp.ServerTimeoutError, TimeoutError):
+            logger.info("upstream %s: stream idle for %.0f s, closed", self._name, self._upstream.read_timeout)
+            response.close()
+        except aiohttp.ClientError as exc:
+            logger.warning("upstream %s: stream broke off (%s)", self._name, type(exc).__name__)
+            response.close()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _whole_body(self, response: aiohttp.ClientResponse) -> bytes:
+        limit = self._upstream.max_response_bytes
+        if response.content_length is not None and response.content_length > limit:
+            raise UpstreamFailure(502, f"answered more than {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    raise UpstreamFailure(502, f"answered more than {limit} bytes")
+                chunks.append(chunk)
+        except (aiohttp.ServerTimeoutError, TimeoutError):
+            raise UpstreamFailure(504, "stopped sending its answer (read timeout)") from None
+        except aiohttp.ClientError:
+            raise UpstreamFailure(502, "broke off its answer") from None
+        return b"".join(chunks)
+
+
+def _caller(token: Any) -> Caller:
+    return Caller(
+        grant_id=token.grant_id,
+        github_user_id=token.github_user_id,
+        github_login=token.github_login,
+        client_id=token.client_id,
+        scopes=tuple(token.scopes),
+    )
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return
+
+
+async def _read_body(receive: Receive, limit: int, headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The whole request body, or None past `limit` bytes (refused before reading when declared)."""
+    declared = next((value for name, value in headers if name == b"content-length"), None)
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message: Message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _message_id(body: bytes) -> Any:
+    """The JSON-RPC id of a single request, so an error answers it; None otherwise."""
+    if not body or len(body) > 64 * 1024:
+        return None
+    try:
+        message = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(message, dict):
+        identifier = message.get("id")
+        if isinstance(identifier, (str, int)) and not isinstance(identifier, bool):
+            return identifier
+    return None
+
+
+def _error(request_id: Any, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": SERVER_ERROR, "message": message}}
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    payload = json.dumps(body).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode("ascii")),
+        (b"cache-control", b"no-store"),
+        *(extra or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

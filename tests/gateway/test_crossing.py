@@ -1,0 +1,68 @@
+"""Which headers cross the gateway: the attack cases, header by header."""
+
+from __future__ import annotations
+
+from auth_mcp.gateway.crossing import to_client, to_upstream
+
+
+def names(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
+    return {name for name, _ in headers}
+
+
+def test_the_mcp_headers_reach_the_upstream() -> None:
+    sent = [
+        (b"content-type", b"application/json"),
+        (b"accept", b"application/json, text/event-stream"),
+        (b"mcp-protocol-version", b"2026-07-28"),
+        (b"mcp-method", b"tools/call"),
+        (b"mcp-name", b"echo"),
+        (b"last-event-id", b"e-17"),
+        (b"user-agent", b"client/1"),
+    ]
+    assert to_upstream(sent) == sent
+
+
+def test_credentials_hop_by_hop_and_forwarding_headers_do_not_reach_the_upstream() -> None:
+    sent = [
+        (b"authorization", b"Bearer client-token"),
+        (b"cookie", b"session=1"),
+        (b"connection", b"keep-alive, x-secret"),
+        (b"x-secret", b"named by Connection"),
+        (b"keep-alive", b"timeout=5"),
+        (b"te", b"trailers"),
+        (b"trailer", b"x-late"),
+        (b"transfer-encoding", b"chunked"),
+        (b"upgrade", b"websocket"),
+        (b"proxy-authorization", b"Basic eA=="),
+        (b"content-length", b"5"),
+        (b"host", b"auth-mcp.example"),
+        (b"forwarded", b"for=1.2.3.4"),
+        (b"x-forwarded-for", b"1.2.3.4"),
+        (b"x-forwarded-host", b"evil.example"),
+        (b"x-real-ip", b"1.2.3.4"),
+        (b"origin", b"https://inspector.example"),
+        (b"mcp-session-id", b"sealed"),
+        (b"x-request-id", b"client-chosen"),
+        (b"accept-encoding", b"gzip"),
+    ]
+    assert to_upstream(sent) == []
+
+
+def test_the_upstream_cannot_act_on_auth_mcp_s_origin() -> None:
+    answered = [
+        (b"content-type", b"text/event-stream"),
+        (b"Set-Cookie", b"session=stolen; Path=/"),
+        (b"SET-COOKIE", b"other=1"),
+        (b"set-cookie2", b"x=1"),
+        (b"clear-site-data", b'"cookies"'),
+        (b"strict-transport-security", b"max-age=1"),
+        (b"alt-svc", b'h3=":443"'),
+        (b"access-control-allow-origin", b"*"),
+        (b"access-control-allow-credentials", b"true"),
+        (b"www-authenticate", b'Bearer resource_metadata="https://elsewhere"'),
+        (b"Connection", b"X-Internal"),
+        (b"X-Internal", b"1"),
+        (b"transfer-encoding", b"chunked"),
+        (b"MCP-Protocol-Version", b"2025-06-18"),
+    ]
+    assert names(to_client(answered)) == {b"content-type", b"mcp-protocol-version"}
