@@ -39,6 +39,7 @@ import httpx
 
 from auth_mcp.authorization.public_addresses import is_public_address
 from auth_mcp.clock import Clock
+from auth_mcp.http.rate_limit import address_bucket
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 """(host, port) -> IP addresses. Injected in tests; production uses `SystemResolver`."""
@@ -165,16 +166,6 @@ class _Failures:
             self._entries.popitem(last=False)
 
 
-def _address_key(address: str) -> str:
-    """IPv6 addresses count per /64 (one host can use all of it), IPv4 per address."""
-    if ":" not in address:
-        return address
-    try:
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    except ValueError:
-        return address
-
-
 class PublicDocumentFetcher:
     """Fetches small documents from public https URLs under the rules of the module docstring."""
 
@@ -255,7 +246,7 @@ class PublicDocumentFetcher:
         port = parts.port or 443
         addresses = await self._resolve(host, port)
         address = addresses[0]
-        key = _address_key(address)
+        key = address_bucket(address)
         if self._active.get(key, 0) >= self._per_address:
             raise FetchRefused(f"too many fetches to {host}'s address are in progress; {what} was not fetched", busy=True)
         self._active[key] = self._active.get(key, 0) + 1
@@ -278,7 +269,7 @@ class PublicDocumentFetcher:
             # Any non-public answer is refused outright: a name that also resolves inward is a probe.
             self._refuse_host(host, f"the host {host} resolves to a non-public address")
         for address in addresses:
-            remembered = self._failures.get("address:" + _address_key(address))
+            remembered = self._failures.get("address:" + address_bucket(address))
             if remembered is not None:
                 raise FetchRefused(f"{remembered} (a recent attempt at its address; not retried yet)")
         return addresses
@@ -302,7 +293,7 @@ class PublicDocumentFetcher:
         except httpx.HTTPError as exc:
             message = f"{what} could not be fetched from {host} ({type(exc).__name__})"
             self._failures.add("host:" + host, message)
-            self._failures.add("address:" + _address_key(address), message)
+            self._failures.add("address:" + address_bucket(address), message)
             raise FetchRefused(message) from None
         try:
             return await self._read(response, host=host, max_bytes=max_bytes, what=what)

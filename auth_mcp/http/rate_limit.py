@@ -158,11 +158,11 @@ class RateLimit:
 def client_bucket(scope: Scope) -> str:
     """Whose budget a request spends: its client address (see the module docstring)."""
     client = scope.get("client")
-    return _bucket_of(client[0] if client else "unknown")
+    return address_bucket(client[0] if client else "unknown")
 
 
-def _bucket_of(address: str) -> str:
-    """IPv6 clients get a /64 each (one host can use all of it); IPv4 an address."""
+def address_bucket(address: str) -> str:
+    """What counts as one client address: IPv6 per /64 (one host can use all of it), IPv4 per address."""
     if ":" not in address:
         return address
     try:
