@@ -1,0 +1,55 @@
+"""One tool call through auth-mcp, as the audit trail keeps it.
+
+Never the arguments' values by default: they are the caller's data (file contents, queries,
+secrets pasted into a prompt). Operators who need them opt in (AUTH_MCP_AUDIT_ARGUMENTS), and
+even then only the first AUTH_MCP_AUDIT_ARGUMENTS_MAX_BYTES of their JSON are kept.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+Outcome = Literal["ok", "tool_error", "refused", "upstream_failure"]
+OUTCOMES: tuple[str, ...] = get_args(Outcome)
+TOOL_NAME_LIMIT = 255  # longer names (a client's junk) are cut to this in the trail
+DETAIL_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    at: float  # Unix seconds when the call arrived
+    github_user_id: int
+    github_login: str
+    client_id: str
+    client_name: str | None
+    upstream: str  # the upstream's name, or "builtin"
+    tool: str
+    outcome: Outcome
+    latency_ms: float
+    request_id: str
+    detail: str | None = None  # why it was refused or failed (never argument values)
+    arguments: str | None = None  # JSON of the arguments, only with the opt-in, capped
+
+    def fields(self) -> dict[str, Any]:
+        """The event as one flat JSON object (the log line, `auth-mcp audit --json`)."""
+        entry = asdict(self)
+        entry["time"] = datetime.fromtimestamp(self.at, UTC).isoformat(timespec="milliseconds")
+        del entry["at"]
+        if entry["arguments"] is None:
+            del entry["arguments"]
+        return {"time": entry.pop("time"), **entry}
+
+
+def bounded(text: str | None, limit: int) -> str | None:
+    return None if text is None else text[:limit]
+
+
+def capped_arguments(arguments: Any, max_bytes: int) -> str:
+    """The arguments as compact JSON, cut to `max_bytes` UTF-8 bytes (marked when cut)."""
+    encoded = json.dumps(arguments, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+    if len(encoded) <= max_bytes:
+        return encoded.decode()
+    return encoded[:max_bytes].decode(errors="ignore") + "…(truncated)"

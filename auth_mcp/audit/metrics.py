@@ -1,0 +1,39 @@
+"""Prometheus metrics of tool calls, per upstream. Labels stay bounded: the configured upstream
+names (plus "builtin") and the four outcomes; never a tool, a person or a client."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from auth_mcp.audit.events import AuditEvent
+
+
+class AuditMetrics:
+    def __init__(self, registry: CollectorRegistry, *, upstreams: frozenset[str]) -> None:
+        self._upstreams = upstreams
+        self.calls = Counter(
+            "auth_mcp_tool_calls", "Tool calls through auth-mcp, by upstream and outcome", ["upstream", "outcome"], registry=registry
+        )
+        self.failures = Counter(
+            "auth_mcp_tool_call_failures",
+            "Tool calls that did not succeed (tool_error, refused, upstream_failure), by upstream",
+            ["upstream"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "auth_mcp_tool_call_duration_seconds",
+            "Tool call latency through auth-mcp, by upstream",
+            ["upstream"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=registry,
+        )
+        self.dropped = Counter(
+            "auth_mcp_audit_events_dropped", "Audit events dropped because the database stayed unreachable", registry=registry
+        )
+
+    def observe(self, event: AuditEvent) -> None:
+        upstream = event.upstream if event.upstream in self._upstreams else "other"
+        self.calls.labels(upstream, event.outcome).inc()
+        if event.outcome != "ok":
+            self.failures.labels(upstream).inc()
+        self.latency.labels(upstream).observe(event.latency_ms / 1000)

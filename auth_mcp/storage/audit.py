@@ -1,0 +1,138 @@
+"""The audit trail in the database: written in batches, read by `auth-mcp audit`, purged by age.
+
+The rows stand alone (no foreign keys): the trail outlives the grants and clients it names, so
+a revoked person's calls stay on record until the retention period ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import BigInteger, Column, Float, Integer, String, Table, Text, delete, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth_mcp.audit.events import AuditEvent
+from auth_mcp.storage.schema import metadata
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    # SQLite autoincrements only an INTEGER primary key (its rowid).
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False, index=True),
+    Column("github_user_id", BigInteger, nullable=False, index=True),
+    Column("github_login", String(255), nullable=False),
+    Column("client_id", String(2048), nullable=False),
+    Column("client_name", Text, nullable=True),
+    Column("upstream", String(255), nullable=False),
+    Column("tool", String(255), nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("detail", Text, nullable=True),
+    # JSON of the arguments, only with AUTH_MCP_AUDIT_ARGUMENTS (capped); never by default.
+    Column("arguments", Text, nullable=True),
+)
+
+_PURGE_BATCH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Filters of `auth-mcp audit`; None matches everything."""
+
+    user: str | None = None  # GitHub numeric id or login (case-insensitive)
+    client_id: str | None = None
+    upstream: str | None = None
+    tool: str | None = None  # a glob: * and ? (case-insensitive)
+    outcome: str | None = None
+    since: float | None = None  # Unix seconds
+    limit: int = 100
+
+
+class AuditStore:
+    def __init__(self, *, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def add(self, events: Sequence[AuditEvent]) -> None:
+        if not events:
+            return
+        rows = [
+            {
+                "at": int(event.at),
+                "github_user_id": event.github_user_id,
+                "github_login": event.github_login,
+                "client_id": event.client_id,
+                "client_name": event.client_name,
+                "upstream": event.upstream,
+                "tool": event.tool,
+                "outcome": event.outcome,
+                "latency_ms": event.latency_ms,
+                "request_id": event.request_id,
+                "detail": event.detail,
+                "arguments": event.arguments,
+            }
+            for event in events
+        ]
+        async with self._engine.begin() as conn:
+            await conn.execute(insert(audit_events), rows)
+
+    async def find(self, query: AuditQuery) -> list[AuditEvent]:
+        """Newest first."""
+        c = audit_events.c
+        statement = select(audit_events).order_by(c.at.desc(), c.id.desc()).limit(query.limit)
+        if query.user is not None:
+            login = c.github_login.ilike(_escape(query.user), escape="\\")
+            # A login may be all digits, so digits match the numeric id or such a login.
+            statement = statement.where(or_(c.github_user_id == int(query.user), login) if query.user.isdigit() else login)
+        if query.client_id is not None:
+            statement = statement.where(c.client_id == query.client_id)
+        if query.upstream is not None:
+            statement = statement.where(c.upstream == query.upstream)
+        if query.tool is not None:
+            statement = statement.where(c.tool.ilike(_like(query.tool), escape="\\"))
+        if query.outcome is not None:
+            statement = statement.where(c.outcome == query.outcome)
+        if query.since is not None:
+            statement = statement.where(c.at >= int(query.since))
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(statement)).mappings().all()
+        return [
+            AuditEvent(
+                at=float(row["at"]),
+                github_user_id=row["github_user_id"],
+                github_login=row["github_login"],
+                client_id=row["client_id"],
+                client_name=row["client_name"],
+                upstream=row["upstream"],
+                tool=row["tool"],
+                outcome=row["outcome"],
+                latency_ms=row["latency_ms"],
+                request_id=row["request_id"],
+                detail=row["detail"],
+                arguments=row["arguments"],
+            )
+            for row in rows
+        ]
+
+    async def purge_before(self, cutoff: float) -> int:
+        """Delete events older than `cutoff` (Unix seconds), in batches; returns how many."""
+        key = audit_events.c.id
+        total = 0
+        while True:
+            async with self._engine.begin() as conn:
+                batch = select(key).where(audit_events.c.at < int(cutoff)).limit(_PURGE_BATCH).scalar_subquery()
+                result = await conn.execute(delete(audit_events).where(key.in_(batch)))
+            total += result.rowcount
+            if result.rowcount < _PURGE_BATCH:
+                return total
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _like(glob: str) -> str:
+    """A shell glob (* and ?) as a LIKE pattern with \\ as the escape character."""
+    return _escape(glob).replace("*", "%").replace("?", "_")

@@ -1,0 +1,148 @@
+"""The audit trail's writer and store: batched off the request path, nothing lost on shutdown,
+queried by the admin command's filters, purged by age. On SQLite and the real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import OperationalError
+
+from auth_mcp.audit import AuditEvent, AuditRecorder
+from auth_mcp.audit.events import capped_arguments
+from auth_mcp.audit.metrics import AuditMetrics
+from auth_mcp.storage.audit import AuditQuery, AuditStore
+from auth_mcp.storage.engine import create_engine
+from auth_mcp.storage.migrate import upgrade
+
+NOW = 1_800_000_000.0
+
+
+def event(**fields: object) -> AuditEvent:
+    values: dict[str, object] = {
+        "at": NOW,
+        "github_user_id": 583231,
+        "github_login": "octocat",
+        "client_id": "client-1",
+        "client_name": "Inspector",
+        "upstream": "alpha",
+        "tool": "echo",
+        "outcome": "ok",
+        "latency_ms": 12.5,
+        "request_id": "req-1",
+    }
+    values.update(fields)
+    return AuditEvent(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def store(any_db_url: str) -> AsyncIterator[AuditStore]:
+    engine = create_engine(any_db_url)
+    await upgrade(engine)
+    try:
+        yield AuditStore(engine=engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_recorded_events_reach_the_database_only_when_flushed_and_all_of_them_on_stop(store: AuditStore) -> None:
+    recorder = AuditRecorder(sink=store, metrics=None, batch_size=3)
+    for number in range(7):
+        recorder.record(event(request_id=f"req-{number}", at=NOW + number))
+    assert await store.find(AuditQuery()) == []  # record() wrote nothing itself
+    await recorder.stop()  # never started: stop still writes what waits
+    found = await store.find(AuditQuery())
+    assert [e.request_id for e in found] == [f"req-{n}" for n in reversed(range(7))]
+    assert recorder.waiting == 0
+
+
+async def test_the_filters_of_the_admin_command(store: AuditStore) -> None:
+    await store.add(
+        [
+            event(),
+            event(
+                github_user_id=1, github_login="Lena", client_id="c2", upstream="builtin", tool="whoami", outcome="refused", at=NOW - 7200
+            ),
+            event(tool="delete_repo", outcome="tool_error", at=NOW - 60),
+            event(tool="echo_100%", at=NOW - 30),
+        ]
+    )
+
+    async def tools(**query: object) -> list[str]:
+        return [found.tool for found in await store.find(AuditQuery(**query))]  # type: ignore[arg-type]
+
+    assert await tools(user="lena") == ["whoami"]
+    assert await tools(user="1") == ["whoami"]
+    assert await tools(user="583231") == ["echo", "echo_100%", "delete_repo"]
+    assert await tools(client_id="c2") == ["whoami"]
+    assert await tools(upstream="builtin") == ["whoami"]
+    assert await tools(tool="DELETE_*") == ["delete_repo"]
+    assert await tools(tool="echo_1?0%") == ["echo_100%"]
+    assert await tools(tool="echo_") == []  # _ and % are literal, not LIKE wildcards
+    assert await tools(outcome="refused") == ["whoami"]
+    assert await tools(since=NOW - 3600) == ["echo", "echo_100%", "delete_repo"]
+    assert await tools(limit=1) == ["echo"]
+
+
+async def test_the_retention_purge_deletes_only_events_older_than_the_cutoff(store: AuditStore) -> None:
+    await store.add([event(at=NOW - 91 * 86400), event(at=NOW - 89 * 86400), event(at=NOW)])
+    assert await store.purge_before(NOW - 90 * 86400) == 1
+    assert len(await store.find(AuditQuery())) == 2
+
+
+@pytest.fixture
+async def unready(tmp_path: object) -> AsyncIterator[tuple[AuditStore, object]]:
+    """A real SQLite database without the audit table yet: writes fail until it is migrated."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/unready.db")
+    try:
+        yield AuditStore(engine=engine), engine
+    finally:
+        await engine.dispose()
+
+
+async def test_a_failed_write_keeps_the_events_for_the_next_round(unready: tuple[AuditStore, object]) -> None:
+    store, engine = unready
+    recorder = AuditRecorder(sink=store, metrics=None)
+    recorder.record(event())
+    with pytest.raises(OperationalError):
+        await recorder.flush()
+    assert recorder.waiting == 1
+    await upgrade(engine)  # type: ignore[arg-type]  # the database is back
+    await recorder.flush()
+    assert len(await store.find(AuditQuery())) == 1
+
+
+async def test_a_database_gone_for_long_drops_the_oldest_events_and_counts_them(unready: tuple[AuditStore, object]) -> None:
+    registry = CollectorRegistry()
+    metrics = AuditMetrics(registry, upstreams=frozenset({"alpha"}))
+    recorder = AuditRecorder(sink=unready[0], metrics=metrics, max_pending=2)
+    for number in range(5):
+        recorder.record(event(request_id=f"req-{number}"))
+    with pytest.raises(OperationalError):
+        await recorder.flush()
+    assert recorder.waiting == 2
+    assert registry.get_sample_value("auth_mcp_audit_events_dropped_total") == 3
+
+
+async def test_each_call_is_one_json_log_line_and_counted_per_upstream(store: AuditStore, caplog: pytest.LogCaptureFixture) -> None:
+    registry = CollectorRegistry()
+    recorder = AuditRecorder(sink=store, metrics=AuditMetrics(registry, upstreams=frozenset({"alpha"})))
+    recorder.record(event())
+    recorder.record(event(outcome="upstream_failure", upstream="beta"))
+    with caplog.at_level(logging.INFO, logger="auth_mcp.audit"):
+        await recorder.flush()
+    lines = [json.loads(record.getMessage()) for record in caplog.records if record.name == "auth_mcp.audit"]
+    assert [line["outcome"] for line in lines] == ["ok", "upstream_failure"]
+    assert lines[0]["github_login"] == "octocat" and lines[0]["request_id"] == "req-1" and "arguments" not in lines[0]
+    assert registry.get_sample_value("auth_mcp_tool_calls_total", {"upstream": "alpha", "outcome": "ok"}) == 1
+    # An unconfigured name (none reach here, but labels must stay bounded) is counted as "other".
+    assert registry.get_sample_value("auth_mcp_tool_call_failures_total", {"upstream": "other"}) == 1
+
+
+def test_opted_in_arguments_are_capped_in_bytes() -> None:
+    assert capped_arguments({"q": "short"}, 100) == '{"q":"short"}'
+    long = capped_arguments({"q": "é" * 100}, 20)
+    assert long.endswith("…(truncated)") and len(long.removesuffix("…(truncated)").encode()) <= 20
