@@ -1,4 +1,5 @@
-"""Operator commands: list and delete clients, list and revoke grants, revoke a person everywhere, purge.
+"""Operator commands: list and delete clients, list and revoke grants, revoke a person everywhere, purge,
+read the audit trail.
 
 They run against the same database as the servers, without building or starting a server.
 A revocation reaches running servers at once: with PostgreSQL through LISTEN/NOTIFY, with
@@ -14,8 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from auth_mcp.audit.events import AuditEvent
+from auth_mcp.audit.report import cells
 from auth_mcp.gateway.config import GatewayConfig
 from auth_mcp.gateway.health import UpstreamHealth
+from auth_mcp.storage.audit import AuditQuery
 from auth_mcp.storage.records import ClientRecord, Grant, PurgeCounts
 
 
@@ -38,6 +42,13 @@ class Sweeper(Protocol):
     async def run_once(self) -> PurgeCounts: ...
 
 
+class AuditLog(Protocol):
+    """The audit trail (storage/audit.py)."""
+
+    async def find(self, query: AuditQuery) -> list[AuditEvent]: ...
+    async def purge_expired(self) -> int: ...
+
+
 class NothingCached:
     """The admin process verifies no tokens, so it has none to forget; running servers learn of
     its revocations from the database (storage/notifications.py)."""
@@ -56,6 +67,7 @@ class Operator:
     store: AdminStore
     revoker: GrantRevoker
     purger: Sweeper
+    audit: AuditLog | None = None
 
 
 @dataclass
@@ -216,10 +228,14 @@ _PURGED = {
 async def purge(operator: Operator) -> Report:
     counts = await operator.purger.run_once()
     data = {name: getattr(counts, name) for name in _PURGED}
-    if not counts.total:
+    events = await operator.audit.purge_expired() if operator.audit is not None else 0
+    data["audit_events"] = events
+    if not counts.total and not events:
         return Report(["Nothing to purge: no expired rows."], data)
-    parts = [f"{number} {_PURGED[name]}" for name, number in data.items() if number]
-    return Report([f"Purged {counts.total} expired row(s): {', '.join(parts)}."], data)
+    parts = [f"{number} {_PURGED[name]}" for name, number in data.items() if number and name in _PURGED]
+    if events:
+        parts.append(f"{events} audit event(s) past AUTH_MCP_AUDIT_RETENTION_DAYS")
+    return Report([f"Purged {counts.total + events} expired row(s): {', '.join(parts)}."], data)
 
 
 async def list_upstreams(config: GatewayConfig | None, health: UpstreamHealth | None) -> Report:
@@ -238,3 +254,11 @@ async def list_upstreams(config: GatewayConfig | None, health: UpstreamHealth | 
     problems = [f"Upstream {name!r} does not answer." for name in down]
     return Report(table(["upstream", "path", "forward", "scopes", "health", "url"], rows), data, ok=not down, problems=problems)
 
+AUDIT_HEADERS = ("time (UTC)", "GitHub user", "client", "upstream", "tool", "outcome", "ms", "request")
+
+
+async def audit_trail(operator: Operator, query: AuditQuery) -> Report:
+    """The newest tool calls matching `query`."""
+    assert operator.audit is not None
+    events = await operator.audit.find(query)
+    return Report(table(AUDIT_HEADERS, [cells(event) for event in events]), [event.fields() for event in events])

@@ -13,14 +13,18 @@ import json
 import logging
 import resource
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
 from auth_mcp import admin
+from auth_mcp.audit.events import OUTCOMES
+from auth_mcp.audit.report import parse_since
 from auth_mcp.settings import Settings
 from auth_mcp.settings_problems import ConfigurationError, Sources, load_settings, unknown_setting_names
+from auth_mcp.storage.audit import AuditQuery
 from auth_mcp.storage.database_errors import explain_database_failure
 from auth_mcp.storage.migrate import SchemaError
 from auth_mcp.version import package_version
@@ -30,7 +34,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("auth_mcp")
 
-ADMIN_COMMANDS = ("clients", "grants", "revoke-user", "purge", "upstreams")
+ADMIN_COMMANDS = ("clients", "grants", "revoke-user", "purge", "upstreams", "audit")
 SETTINGS_HELP = (
     "Settings come from AUTH_MCP_* environment variables or a .env file in the working directory "
     "(the environment wins); .env.example lists every one. With none, auth-mcp runs in dev mode on "
@@ -78,9 +82,36 @@ def _parser() -> argparse.ArgumentParser:
 
     person = commands.add_parser("revoke-user", parents=[as_json], help="revoke every grant of a person (also at GitHub)")
     person.add_argument("user", metavar="LOGIN|ID", help="GitHub login or numeric id")
-    commands.add_parser("purge", parents=[as_json], help="delete expired codes, tokens, sign-ins and unused registrations now")
+    commands.add_parser(
+        "purge", parents=[as_json], help="delete expired codes, tokens, sign-ins, unused registrations and old audit events now"
+    )
     commands.add_parser("upstreams", parents=[as_json], help="the gateway's upstreams and whether each answers now")
+    _audit_parser(commands, as_json)
     return parser
+
+
+def _audit_parser(commands: Any, as_json: argparse.ArgumentParser) -> None:
+    audit = commands.add_parser("audit", parents=[as_json], help="tool calls through auth-mcp, newest first")
+    audit.add_argument("--user", help="only this GitHub login or numeric id")
+    audit.add_argument("--client", help="only this MCP client id")
+    audit.add_argument("--upstream", help='only this upstream ("builtin" for the tools at /mcp)')
+    audit.add_argument("--tool", help="only tools matching this glob (* and ?, case-insensitive)")
+    audit.add_argument("--outcome", choices=OUTCOMES, help="only this outcome")
+    audit.add_argument("--since", type=_since, help="only calls since: 30m, 12h, 7d, or a date such as 2026-11-30 (UTC)")
+    audit.add_argument("--limit", type=_limit, default=100, help="at most this many calls (default 100)")
+
+
+def _since(text: str) -> float:
+    try:
+        return parse_since(text, now=time.time())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _limit(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 100_000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 1 to 100000")
+    return int(text)
 
 
 def settings_from(args: argparse.Namespace) -> tuple[Settings, Sources]:
@@ -155,6 +186,7 @@ async def _operator(settings: Settings) -> AsyncIterator[admin.Operator]:
     from auth_mcp.clock import SystemClock
     from auth_mcp.crypto import Keyring, resolve_secret
     from auth_mcp.github.client import DEFAULT_TIMEOUT, GitHubClient
+    from auth_mcp.storage.audit import AuditStore
     from auth_mcp.storage.engine import create_engine
     from auth_mcp.storage.migrate import prepare_schema
     from auth_mcp.storage.notifications import Announcer
@@ -186,7 +218,8 @@ async def _operator(settings: Settings) -> AsyncIterator[admin.Operator]:
     )
     try:
         await prepare_schema(engine, upgrade_outdated=settings.is_sqlite)
-        yield admin.Operator(store=store, revoker=revoker, purger=Purger(store=store, revoker=revoker, clock=clock))
+        audit = AuditStore(engine=engine, clock=clock, retention_days=settings.audit_retention_days)
+        yield admin.Operator(store=store, revoker=revoker, purger=Purger(store=store, revoker=revoker, clock=clock), audit=audit)
     finally:
         await http.aclose()
         await engine.dispose()
@@ -222,6 +255,17 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> admin.Report:
             return await admin.revoke_grant(operator, args.grant)
         if args.command == "revoke-user":
             return await admin.revoke_person(operator, args.user)
+        if args.command == "audit":
+            query = AuditQuery(
+                user=args.user,
+                client_id=args.client,
+                upstream=args.upstream,
+                tool=args.tool,
+                outcome=args.outcome,
+                since=args.since,
+                limit=args.limit,
+            )
+            return await admin.audit_trail(operator, query)
         return await admin.purge(operator)
 
 

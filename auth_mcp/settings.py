@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     # Database driver logs (SQL statements, connection events) at the log level; off by default,
     # since at DEBUG they are hundreds of lines per login. Bound parameters are never logged.
     log_sql: bool = False
+
     # Serve Prometheus metrics at /metrics, only to `Authorization: Bearer <metrics_token>`;
     # without a token /metrics is not served.
     metrics: bool = True
@@ -101,6 +102,13 @@ class Settings(BaseSettings):
     # The gateway: a TOML file of upstream MCP servers, each served at /mcp/NAME (README, "Put
     # auth-mcp in front of your MCP server"). None: only the built-in tools, at /mcp.
     gateway_config: Path | None = None
+
+    # The audit trail of tool calls: days its rows are kept (0: forever), and whether (and how
+    # many bytes of) the calls' arguments are kept with them. Never by default: they are the
+    # callers' data.
+    audit_retention_days: int = Field(default=90, ge=0, le=36500)
+    audit_arguments: bool = False
+    audit_arguments_max_bytes: int = Field(default=2048, ge=64, le=1024 * 1024)
 
     @field_validator("allowed_users", "allowed_orgs", "allowed_hosts", "allowed_origins", "trusted_proxies", mode="before")
     @classmethod

@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from auth_mcp.app.audit import build_audit
 from auth_mcp.app.authorization import (
     AuthorizationServer,
     browser_routes,
@@ -34,6 +35,7 @@ from auth_mcp.app.core import SERVER_NAME, Core, build_core
 from auth_mcp.app.gateway import build_gateway_side, gateway_routes, upstream_readiness
 from auth_mcp.app.github import dev_github_mount
 from auth_mcp.app.lifespan import Closer, database_readiness, lifespan
+from auth_mcp.app.policy import build_policy
 from auth_mcp.app.resource import ResourceServer, build_resource_server, check_tool_scopes
 from auth_mcp.app.services import Services
 from auth_mcp.authorization.account import ACCOUNT_PATH
@@ -104,12 +106,14 @@ def create_app(
     if tools is None:
         tools = load_tools(settings.tools) if settings.tools else BUILTIN_TOOLS
     check_tool_scopes(tools, scopes)
-    core = build_core(
-        settings, clock=clock or SystemClock(), github_http=github_http, dev_github_options=dev_github_options
-    )
+    core = build_core(settings, clock=clock or SystemClock(), github_http=github_http, dev_github_options=dev_github_options)
+    policy = build_policy(core, offered_scopes=scopes)
+    audit = build_audit(core, upstreams=policy.policies.upstreams)
     documents = metadata_documents or MetadataDocumentClients(clock=core.clock, offered_scopes=scopes)
-    authorization = build_authorization_server(core, documents=documents, offered_scopes=scopes)
-    resource = build_resource_server(core, tools=tools)
+    authorization = build_authorization_server(
+        core, documents=documents, offered_scopes=scopes, policy_github_scopes=policy.policies.github_scopes
+    )
+    resource = build_resource_server(core, tools=tools, policy=policy.builtin, audit=audit)
     purger = Purger(store=core.store, revoker=core.revoker, clock=core.clock)
 
     async def purge() -> PurgeCounts:
@@ -133,6 +137,7 @@ def create_app(
             streamable=settings.transport == "streamable-http",
             upgrade_outdated=settings.is_sqlite,
             closers=closers,
+            audit=audit,
         ),
     )
     app.state.services = Services(
@@ -150,6 +155,8 @@ def create_app(
         metrics=core.metrics,
         purger=purger,
         gateway=gateway,
+        policy=policy,
+        audit=audit,
     )
     return app
 

@@ -71,7 +71,7 @@ class AuthorizationServer:
 
 
 def build_authorization_server(
-    core: Core, *, documents: MetadataDocumentClients, offered_scopes: Sequence[str]
+    core: Core, *, documents: MetadataDocumentClients, offered_scopes: Sequence[str], policy_github_scopes: Sequence[str] = ()
 ) -> AuthorizationServer:
     settings, store, keyring, clock = core.settings, core.store, core.keyring, core.clock
     github, pages, metrics = core.github.client, core.pages, core.metrics
@@ -103,8 +103,9 @@ def build_authorization_server(
     browser = BrowserBinding(keyring=keyring, secure=urlsplit(issuer).scheme == "https")
 
     def github_scopes(mcp_scopes: Sequence[str]) -> list[str]:
-        # We ask GitHub for exactly the scopes the client was granted (plus what the allowlist needs).
-        return list(dict.fromkeys([*mcp_scopes, *policy.github_scopes]))
+        # We ask GitHub for exactly the scopes the client was granted, plus what the allowlist and
+        # the tool policies need to check memberships (read:org).
+        return list(dict.fromkeys([*mcp_scopes, *policy.github_scopes, *policy_github_scopes]))
 
     callback_url = issuer + CALLBACK_PATH
     consent = Consent(

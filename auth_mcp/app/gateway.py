@@ -20,7 +20,7 @@ from auth_mcp.http.access_log import request_id
 def build_gateway_side(core: Core) -> Gateway | None:
     """The gateway's parts, or None when no AUTH_MCP_GATEWAY_CONFIG is set."""
     config = core.gateway_config
-    if config is None:
+    if config is None or not config.upstreams:  # none, or a file of built-in tool rules only
         return None
 
     def protect(app: ASGIApp, upstream: Upstream) -> ASGIApp:

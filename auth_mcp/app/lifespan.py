@@ -13,6 +13,7 @@ from mcp.server.mcpserver import MCPServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
+from auth_mcp.app.audit import AuditSide
 from auth_mcp.storage.availability import StorageUnavailable
 from auth_mcp.storage.migrate import prepare_schema, schema_status
 from auth_mcp.storage.notifications import Announcer
@@ -35,12 +36,14 @@ def lifespan(
     streamable: bool,
     upgrade_outdated: bool,
     closers: list[Closer],
+    audit: AuditSide,
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def run(_app: Starlette) -> AsyncIterator[None]:
         await prepare_schema(engine, upgrade_outdated=upgrade_outdated)
         await announcer.start()
-        purger = asyncio.create_task(_purge_forever(purge))
+        await audit.recorder.start()
+        purger = asyncio.create_task(_purge_forever(purge, audit))
         # Everything built so far lives as long as the process: move it out of the cyclic garbage
         # collector's generations, so collections during traffic scan only per-request objects.
         gc.collect()
@@ -55,6 +58,8 @@ def lifespan(
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
+            # After the MCP transport stopped (no more calls): write every audit event still waiting.
+            await audit.recorder.stop()
             await announcer.stop()
             for close in closers:
                 await close()
@@ -76,7 +81,7 @@ async def database_readiness(store: SqlStore) -> tuple[bool, dict[str, Any]]:
     return True, {"schema": status.current}
 
 
-async def _purge_forever(purge: Callable[[], Awaitable[PurgeCounts]]) -> None:
+async def _purge_forever(purge: Callable[[], Awaitable[PurgeCounts]], audit: AuditSide) -> None:
     while True:
         try:
             counts = await purge()
@@ -86,4 +91,12 @@ async def _purge_forever(purge: Callable[[], Awaitable[PurgeCounts]]) -> None:
             logger.warning("purging expired rows failed, retrying in %d s: %s", PURGE_INTERVAL, exc.reason)
         except Exception:
             logger.exception("purging expired rows failed")
+        try:
+            events = await audit.purge()
+            if events:
+                logger.info("purged %d audit events past AUTH_MCP_AUDIT_RETENTION_DAYS", events)
+        except StorageUnavailable as exc:
+            logger.warning("purging old audit events failed, retrying in %d s: %s", PURGE_INTERVAL, exc.reason)
+        except Exception:
+            logger.exception("purging old audit events failed")
         await asyncio.sleep(PURGE_INTERVAL)

@@ -12,14 +12,20 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
+from auth_mcp.app.audit import AuditSide
 from auth_mcp.app.core import SERVER_NAME, Core
+from auth_mcp.audit.builtin import BuiltinToolAudit
 from auth_mcp.github.person import PersonGitHub
 from auth_mcp.http.cors import BrowserCors
 from auth_mcp.http.dns_rebinding import DnsRebindingGuard
+from auth_mcp.http.logs import request_id
 from auth_mcp.http.routing import AsgiEndpoint
+from auth_mcp.policy import ToolAccess
+from auth_mcp.policy.builtin import BuiltinToolPolicy
 from auth_mcp.resource.audience import Audience
 from auth_mcp.resource.bearer import BearerGuard
 from auth_mcp.resource.stateless_stream import NoServerStream
+from auth_mcp.resource.verifier import McpAccessToken
 from auth_mcp.scopes import DEFAULT_SCOPE
 from auth_mcp.settings import Settings
 from auth_mcp.tools.kit import SCOPES_META_KEY, ToolServices, ToolSpec
@@ -63,7 +69,9 @@ def check_tool_scopes(tools: Sequence[ToolSpec], offered_scopes: Sequence[str]) 
         raise ValueError(f"Two tools are named {', '.join(duplicates)}: tool names must be unique.")
 
 
-def build_mcp_server(settings: Settings, *, tools: Sequence[ToolSpec], people: Callable[[str], PersonGitHub]) -> MCPServer[ToolServices]:
+def build_mcp_server(
+    settings: Settings, *, tools: Sequence[ToolSpec], people: Callable[[str], PersonGitHub]
+) -> MCPServer[ToolServices]:
     services = ToolServices(people=people)
 
     @contextlib.asynccontextmanager
@@ -96,10 +104,12 @@ def endpoint_guards(
     streamable: bool,
     required_scopes: Sequence[str] = (),
     upstream: bool = False,
+    on_insufficient_scope: Callable[[McpAccessToken, list[str], tuple[str, ...]], None] | None = None,
 ) -> Callable[[ASGIApp], ASGIApp]:
     """Wraps an MCP endpoint (the built-in one, or a gateway `upstream`'s) in MCP_ENDPOINT_LAYERS.
     An upstream's streams are its own (GET streams pass through) and the gateway bounds them per
-    person (gateway/streams.py), so its `streams` layer is the pass-through itself."""
+    person (gateway/streams.py), so its `streams` layer is the pass-through itself.
+    `on_insufficient_scope` hears of each call the bearer guard refuses with 403 (the audit trail)."""
     settings = core.settings
     # The layers named in MCP_ENDPOINT_LAYERS, each wrapping what is inside it.
     layers: dict[str, Callable[[ASGIApp], ASGIApp]] = {
@@ -114,6 +124,7 @@ def endpoint_guards(
             trust_routing_headers=streamable,
             failures=core.bearer_failures,
             required_scopes=required_scopes,
+            on_insufficient_scope=on_insufficient_scope,
         ),
         "browser_cors": lambda app: (
             BrowserCors(app, origins=list(settings.allowed_origins)) if settings.allowed_origins else app
@@ -134,16 +145,26 @@ def endpoint_guards(
     return guarded
 
 
-def build_resource_server(core: Core, *, tools: Sequence[ToolSpec]) -> ResourceServer:
+def build_resource_server(core: Core, *, tools: Sequence[ToolSpec], policy: ToolAccess, audit: AuditSide) -> ResourceServer:
     settings = core.settings
     mcp = build_mcp_server(settings, tools=tools, people=core.people)
+    # Inside the SDK, around each request's handler: the audit trail outermost, so that it also
+    # records the calls the policy refuses; the policy only when [[builtin.tools]] rules exist.
+    auditor = BuiltinToolAudit(
+        recorder=audit.recorder, clock=core.clock, request_id=request_id, arguments_max_bytes=audit.arguments_max_bytes
+    )
+    mcp.middleware.append(auditor)
+    if policy.restricted:
+        mcp.middleware.append(BuiltinToolPolicy(policy))
     streamable = settings.transport == "streamable-http"
     guarded = endpoint_guards(
         core,
         audience=core.audience,
         scopes=[DEFAULT_SCOPE],
-        tool_scopes={spec.name: spec.scopes for spec in tools},
+        # A rule's scopes add to the tool's own; both are checked at the HTTP layer (403 step-up).
+        tool_scopes={spec.name: tuple(dict.fromkeys([*spec.scopes, *policy.scopes_for(spec.name)])) for spec in tools},
         streamable=streamable,
+        on_insufficient_scope=auditor.refused_for_scope,
     )
     # Our own guard checks Host and Origin (dns_rebinding.py); the SDK's would refuse proxies.
     no_sdk_guard = TransportSecuritySettings(enable_dns_rebinding_protection=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 from mcp.server.mcpserver import MCPServer
@@ -19,6 +20,10 @@ from auth_mcp.resource.audience import Audience
 from auth_mcp.resource.verifier import CachedVerifier
 from auth_mcp.settings import Settings
 from auth_mcp.storage.store import SqlStore
+
+if TYPE_CHECKING:  # built from core.py's parts, which import this module for secret_key
+    from auth_mcp.app.audit import AuditSide
+    from auth_mcp.app.policy import PolicySide
 
 
 @dataclass
@@ -38,4 +43,6 @@ class Services:
     http: httpx.AsyncClient
     metrics: Metrics
     purger: Purger
+    policy: PolicySide
+    audit: AuditSide
     gateway: Gateway | None = None  # the gateway's parts, with AUTH_MCP_GATEWAY_CONFIG

@@ -13,7 +13,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 
-from auth_mcp.audit.events import TOOL_NAME_LIMIT, AuditEvent, Outcome, bounded, capped_arguments
+from auth_mcp.audit.events import DETAIL_LIMIT, TOOL_NAME_LIMIT, AuditEvent, Outcome, bounded, capped_arguments
 from auth_mcp.audit.recorder import AuditRecorder
 from auth_mcp.clock import Clock
 from auth_mcp.policy.jsonrpc import POLICY_REFUSED
@@ -22,9 +22,7 @@ BUILTIN = "builtin"
 
 
 class BuiltinToolAudit:
-    def __init__(
-        self, *, recorder: AuditRecorder, clock: Clock, request_id: Any, arguments_max_bytes: int | None = None
-    ) -> None:
+    def __init__(self, *, recorder: AuditRecorder, clock: Clock, request_id: Any, arguments_max_bytes: int | None = None) -> None:
         """`request_id` is the access log's context variable; `arguments_max_bytes` None keeps no arguments."""
         self._recorder = recorder
         self._clock = clock
@@ -34,15 +32,13 @@ class BuiltinToolAudit:
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/call":
             return await call_next(ctx)
-        at = self._clock.now()
+        # The request path only notes what happened; the event is built by the audit writer.
         started = perf_counter()
         outcome: Outcome = "tool_error"
         detail: str | None = None
         try:
             result = await call_next(ctx)
-            if isinstance(result, dict) and result.get("isError"):
-                outcome = "tool_error"
-            else:
+            if not (isinstance(result, dict) and result.get("isError")):
                 outcome = "ok"
             return result
         except MCPError as exc:
@@ -55,28 +51,47 @@ class BuiltinToolAudit:
             detail = type(exc).__name__
             raise
         finally:
-            self._record(ctx, at=at, latency=perf_counter() - started, outcome=outcome, detail=detail)
+            note = (get_access_token(), ctx.params, outcome, detail, started, perf_counter(), self._request_id.get())
+            self._recorder.record_later(self._event, note)
 
-    def _record(self, ctx: ServerRequestContext[Any, Any], *, at: float, latency: float, outcome: Outcome, detail: str | None) -> None:
-        token = get_access_token()
-        params = ctx.params or {}
+    def refused_for_scope(self, token: Any, tools: list[str], missing: tuple[str, ...]) -> None:
+        """The bearer guard answered 403 insufficient_scope: the calls never reached the SDK."""
+        for name in tools:
+            self._recorder.record(
+                AuditEvent(
+                    at=self._clock.now(),
+                    github_user_id=token.github_user_id,
+                    github_login=token.github_login,
+                    client_id=token.client_id,
+                    client_name=token.client_name,
+                    upstream=BUILTIN,
+                    tool=name[:TOOL_NAME_LIMIT],
+                    outcome="refused",
+                    latency_ms=0.0,
+                    request_id=self._request_id.get(),
+                    detail=f"insufficient_scope: the call needs {' '.join(missing)}",
+                )
+            )
+
+    def _event(self, note: tuple[Any, ...]) -> AuditEvent:
+        token, params, outcome, detail, started, ended, request_id = note
+        params = params or {}
         name = params.get("name")
         arguments = None
         if self._arguments_max_bytes is not None and "arguments" in params:
             arguments = capped_arguments(params["arguments"], self._arguments_max_bytes)
-        self._recorder.record(
-            AuditEvent(
-                at=at,
-                github_user_id=getattr(token, "github_user_id", 0),
-                github_login=getattr(token, "github_login", ""),
-                client_id=token.client_id if token is not None else "",
-                client_name=getattr(token, "client_name", None),
-                upstream=BUILTIN,
-                tool=name[:TOOL_NAME_LIMIT] if isinstance(name, str) else "",
-                outcome=outcome,
-                latency_ms=latency * 1000,
-                request_id=self._request_id.get(),
-                detail=bounded(detail, 500),
-                arguments=arguments,
-            )
+        return AuditEvent(
+            # When the call arrived: now, less the time since (the writer runs within a second).
+            at=self._clock.now() - (perf_counter() - started),
+            github_user_id=getattr(token, "github_user_id", 0),
+            github_login=getattr(token, "github_login", ""),
+            client_id=token.client_id if token is not None else "",
+            client_name=getattr(token, "client_name", None),
+            upstream=BUILTIN,
+            tool=name[:TOOL_NAME_LIMIT] if isinstance(name, str) else "",
+            outcome=outcome,
+            latency_ms=(ended - started) * 1000,
+            request_id=request_id,
+            detail=bounded(detail, DETAIL_LIMIT),
+            arguments=arguments,
         )

@@ -8,7 +8,7 @@ even then only the first AUTH_MCP_AUDIT_ARGUMENTS_MAX_BYTES of their JSON are ke
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
@@ -18,8 +18,11 @@ TOOL_NAME_LIMIT = 255  # longer names (a client's junk) are cut to this in the t
 DETAIL_LIMIT = 500
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AuditEvent:
+    """Built on the request path of every tool call, so a plain slots class (a frozen dataclass
+    sets each field through `object.__setattr__`); nothing changes an event once recorded."""
+
     at: float  # Unix seconds when the call arrived
     github_user_id: int
     github_login: str
@@ -35,12 +38,22 @@ class AuditEvent:
 
     def fields(self) -> dict[str, Any]:
         """The event as one flat JSON object (the log line, `auth-mcp audit --json`)."""
-        entry = asdict(self)
-        entry["time"] = datetime.fromtimestamp(self.at, UTC).isoformat(timespec="milliseconds")
-        del entry["at"]
-        if entry["arguments"] is None:
-            del entry["arguments"]
-        return {"time": entry.pop("time"), **entry}
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(self.at, UTC).isoformat(timespec="milliseconds"),
+            "github_user_id": self.github_user_id,
+            "github_login": self.github_login,
+            "client_id": self.client_id,
+            "client_name": self.client_name,
+            "upstream": self.upstream,
+            "tool": self.tool,
+            "outcome": self.outcome,
+            "latency_ms": round(self.latency_ms, 3),
+            "request_id": self.request_id,
+            "detail": self.detail,
+        }
+        if self.arguments is not None:
+            entry["arguments"] = self.arguments
+        return entry
 
 
 def bounded(text: str | None, limit: int) -> str | None:

@@ -3,16 +3,20 @@ names (plus "builtin") and the four outcomes; never a tool, a person or a client
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter
 
 from auth_mcp.audit.events import AuditEvent
+from auth_mcp.http.metrics import LatencyHistogram
 
 
 class AuditMetrics:
     def __init__(self, registry: CollectorRegistry, *, upstreams: frozenset[str]) -> None:
         self._upstreams = upstreams
         self.calls = Counter(
-            "auth_mcp_tool_calls", "Tool calls through auth-mcp, by upstream and outcome", ["upstream", "outcome"], registry=registry
+            "auth_mcp_tool_calls",
+            "Tool calls through auth-mcp, by upstream and outcome",
+            ["upstream", "outcome"],
+            registry=registry,
         )
         self.failures = Counter(
             "auth_mcp_tool_call_failures",
@@ -20,13 +24,14 @@ class AuditMetrics:
             ["upstream"],
             registry=registry,
         )
-        self.latency = Histogram(
+        # Observed by the audit writer alone, on the event loop: the lock-free histogram suffices.
+        self.latency = LatencyHistogram(
             "auth_mcp_tool_call_duration_seconds",
             "Tool call latency through auth-mcp, by upstream",
-            ["upstream"],
+            ("upstream",),
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-            registry=registry,
         )
+        registry.register(self.latency)
         self.dropped = Counter(
             "auth_mcp_audit_events_dropped", "Audit events dropped because the database stayed unreachable", registry=registry
         )
@@ -36,4 +41,4 @@ class AuditMetrics:
         self.calls.labels(upstream, event.outcome).inc()
         if event.outcome != "ok":
             self.failures.labels(upstream).inc()
-        self.latency.labels(upstream).observe(event.latency_ms / 1000)
+        self.latency.observe((upstream,), event.latency_ms / 1000)

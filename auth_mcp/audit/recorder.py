@@ -1,11 +1,12 @@
 """Recording tool calls off the request path.
 
 `record(event)` is a list append and nothing else: the request does not wait for the database,
-the log or the metrics. A background task takes the events every `interval` seconds (sooner when
+the log or the metrics. On the hottest path (every built-in tool call) `record_later(build,
+note)` does not even build the event: the writer does. A background task takes the events every `interval` seconds (sooner when
 `batch_size` are waiting), writes one JSON log line per event (logger `auth_mcp.audit`), counts
 them in the metrics, and inserts them in batches. A failed insert keeps its events for the next
-round; only when `max_pending` events are waiting (the database is gone for long) are the
-oldest dropped, each counted and logged as an error. `stop()` writes everything still waiting,
+round; only when `max_pending` events are waiting (the database is gone or hangs for long) are
+events dropped, each counted and logged as an error, so memory stays bounded. `stop()` writes everything still waiting,
 so a clean shutdown loses nothing.
 """
 
@@ -16,8 +17,8 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from auth_mcp.audit.events import AuditEvent
 from auth_mcp.audit.metrics import AuditMetrics
@@ -47,7 +48,9 @@ class AuditRecorder:
         self._batch_size = batch_size
         self._interval = interval
         self._max_pending = max_pending
-        self._new: list[AuditEvent] = []  # not yet logged
+        # Not yet logged: events, or (build, note) pairs to make them from.
+        self._new: list[AuditEvent | tuple[Callable[[Any], AuditEvent], Any]] = []
+        self._dropped_new = 0
         self._unwritten: deque[AuditEvent] = deque()  # logged, not yet in the database
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -55,8 +58,19 @@ class AuditRecorder:
 
     def record(self, event: AuditEvent) -> None:
         """Non-blocking: the event is written within `interval` seconds."""
+        self._add(event)
+
+    def record_later(self, build: Callable[[Any], AuditEvent], note: Any) -> None:
+        """Like `record(build(note))`, with `build` called by the writer, off the request path."""
+        self._add((build, note))
+
+    def _add(self, item: AuditEvent | tuple[Callable[[Any], AuditEvent], Any]) -> None:
         new = self._new
-        new.append(event)
+        if len(new) >= self._max_pending:
+            # The writer is stuck (a database that hangs): memory stays bounded, the loss counted.
+            self._dropped_new += 1
+            return
+        new.append(item)
         if len(new) == self._batch_size:
             self._wake.set()
 
@@ -88,19 +102,21 @@ class AuditRecorder:
                     self._unwritten.popleft()
 
     def _take_new(self) -> None:
-        new, self._new = self._new, []
+        items, self._new = self._new, []
+        new = [item if isinstance(item, AuditEvent) else item[0](item[1]) for item in items]
         log = logger.isEnabledFor(logging.INFO)
         for event in new:
             if log:
                 fields = event.fields()
-                logger.info(json.dumps(fields, ensure_ascii=False), extra={"audit": fields})
+                logger.info(json.dumps(fields, ensure_ascii=False), extra={"fields": fields})
             if self._metrics is not None:
                 self._metrics.observe(event)
         self._unwritten.extend(new)
-        overflow = len(self._unwritten) - self._max_pending
+        overflow = max(len(self._unwritten) - self._max_pending, 0)
+        for _ in range(overflow):
+            self._unwritten.popleft()
+        overflow, self._dropped_new = overflow + self._dropped_new, 0
         if overflow > 0:
-            for _ in range(overflow):
-                self._unwritten.popleft()
             if self._metrics is not None:
                 self._metrics.dropped.inc(overflow)
             _own_logger.error("dropped %d audit events: the database has not accepted them for too long", overflow)

@@ -1,16 +1,15 @@
-"""The audit trail for an operator: `auth-mcp audit` as a table, or as JSON for scripts."""
+"""The audit trail for an operator (`auth-mcp audit`): the --since option, and an event's cells."""
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from auth_mcp.audit.events import AuditEvent
 
 _RELATIVE = re.compile(r"^(\d{1,6})([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_WIDTH = 40
 
 
 def parse_since(text: str, *, now: float) -> float:
@@ -29,28 +28,21 @@ def parse_since(text: str, *, now: float) -> float:
     return moment.timestamp()
 
 
-def as_table(events: Sequence[AuditEvent]) -> list[str]:
-    header = f"{'time (UTC)':19}  {'GitHub user':24}  {'client':28}  {'upstream':12}  {'tool':28}  {'outcome':16}  {'ms':>8}  request"
-    lines = [header]
-    for event in events:
-        when = datetime.fromtimestamp(event.at, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        person = f"{event.github_login} ({event.github_user_id})"
-        client = event.client_name or event.client_id
-        lines.append(
-            f"{when:19}  {_fit(person, 24):24}  {_fit(client, 28):28}  {_fit(event.upstream, 12):12}  {_fit(event.tool, 28):28}  "
-            f"{event.outcome:16}  {event.latency_ms:8.1f}  {event.request_id}"
-        )
-    return lines
+def cells(event: AuditEvent) -> list[str]:
+    """One row of the table, in admin.AUDIT_HEADERS order."""
+    return [
+        datetime.fromtimestamp(event.at, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        _fit(f"{event.github_login} ({event.github_user_id})"),
+        _fit(event.client_name or event.client_id),
+        _fit(event.upstream),
+        _fit(event.tool),
+        event.outcome,
+        f"{event.latency_ms:.1f}",
+        event.request_id,
+    ]
 
 
-def as_json(events: Sequence[AuditEvent]) -> list[str]:
-    """One JSON array (`jq '.[]'` makes it one object per line)."""
-    return [json.dumps([event.fields() for event in events], ensure_ascii=False, indent=1)]
-
-
-def _fit(text: str, width: int) -> str:
+def _fit(text: str) -> str:
     # Terminal control characters from client-chosen names must not reach the operator's screen.
     text = "".join(char if char.isprintable() else "?" for char in text)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
+    return text if len(text) <= _WIDTH else text[: _WIDTH - 1] + "…"

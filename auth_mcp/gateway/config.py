@@ -108,14 +108,15 @@ def parse_gateway_config(text: str, *, source: str) -> GatewayConfig:
     unknown = sorted(set(document) - {"upstreams", "builtin"})
     if unknown:
         raise GatewayConfigError(f"{source}: unknown top-level table {unknown[0]!r} (expected [upstreams.NAME] or [builtin])")
-    tables = document.get("upstreams")
-    if not isinstance(tables, dict) or not tables:
-        raise GatewayConfigError(
-            f'{source} declares no upstream: add a table such as [upstreams.notes] with url = "https://…/mcp"'
-        )
     builtin = document.get("builtin", {})
     if not isinstance(builtin, dict):
         raise GatewayConfigError(f"{source}: builtin must be a table ([builtin])")
+    tables = document.get("upstreams", {})
+    # A file may hold only [[builtin.tools]] rules (the policy of the built-in tools at /mcp).
+    if not isinstance(tables, dict) or (not tables and not builtin.get("tools")):
+        raise GatewayConfigError(
+            f'{source} declares no upstream: add a table such as [upstreams.notes] with url = "https://…/mcp"'
+        )
     upstreams = {name: _upstream(name, table, source=source) for name, table in tables.items()}
     return GatewayConfig(upstreams=upstreams, builtin=builtin)
 

@@ -68,6 +68,8 @@ class DevGitHubOptions:
     # X-GitHub-SSO for tokens not authorized for them.
     orgs: dict[str, list[str]] = field(default_factory=dict)
     sso_orgs: set[str] = field(default_factory=set)
+    # login -> teams ("org/team-slug") the person belongs to, listed by /user/teams.
+    teams: dict[str, list[str]] = field(default_factory=dict)
     # Queued failures per endpoint ("access_token", "user", ...): an HTTP status to answer once,
     # or "error:<code>" for an OAuth error in an HTTP 200 body.
     faults: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
@@ -101,6 +103,7 @@ class DevGitHub:
             Route("/user/emails", self._emails),
             Route("/user/orgs", self._orgs),
             Route("/user/memberships/orgs/{org}", self._membership),
+            Route("/user/teams", self._teams),
             Route("/applications/{client_id}/token", self._revoke_token, methods=["DELETE"]),
             Route("/applications/{client_id}/grant", self._revoke_grant, methods=["DELETE"]),
         ]
@@ -393,6 +396,23 @@ class DevGitHub:
             return self._respond(request, who, "user/orgs", [])
         orgs = self.options.orgs.get(who["login"].lower(), [])
         return self._respond(request, who, "user/orgs", [self._org(org) for org in orgs])
+
+    async def _teams(self, request: Request) -> Response:
+        who = self._authenticate(request)
+        if isinstance(who, Response):
+            return who
+        if "read:org" not in who["scopes"]:
+            return _api_error(403, "Resource not accessible by integration", headers={"x-accepted-oauth-scopes": "read:org"})
+        teams = self.options.teams.get(who["login"].lower(), [])
+        page_text, per_page_text = request.query_params.get("page", "1"), request.query_params.get("per_page", "30")
+        if not (page_text.isdigit() and per_page_text.isdigit()) or int(page_text) < 1:
+            return _api_error(422, "page and per_page must be positive integers")
+        page, per_page = int(page_text), min(int(per_page_text), 100) or 30
+        body = [
+            {"slug": slug, "name": slug, "organization": self._org(org)}
+            for org, slug in (team.split("/", 1) for team in teams[(page - 1) * per_page : page * per_page])
+        ]
+        return self._respond(request, who, "user/teams", body)
 
     async def _membership(self, request: Request) -> Response:
         who = self._authenticate(request)

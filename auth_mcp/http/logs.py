@@ -75,10 +75,11 @@ class TextFormatter(logging.Formatter):
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request_id, the call's `extra`
     fields (refusals: endpoint, error, client_id...; access lines: method, path, status, person,
-    tool...) and the exception."""
+    tool...) and the exception. A record with structured `fields` (the audit trail's, logged by
+    its writer off the request path) has them as top-level keys, its own request_id and time winning."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
@@ -88,6 +89,9 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STANDARD and value is not None and key not in entry:
                 entry[key] = value
+        fields = entry.pop("fields", None)
+        if isinstance(fields, dict):
+            entry.update(message=record.name.rpartition(".")[2], **fields)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)

@@ -21,7 +21,7 @@ from auth_mcp.policy.rules import ToolRules, Verdict
 
 
 class Caller(Protocol):
-    """Who is calling: `auth_mcp.verifier.McpAccessToken` is one."""
+    """Who is calling: `auth_mcp.resource.verifier.McpAccessToken` is one."""
 
     @property
     def grant_id(self) -> str: ...

@@ -32,7 +32,7 @@ from auth_mcp.policy.jsonrpc import filter_tools_list, refusal, routing_mismatch
 
 
 class AuditedCaller(Caller, Protocol):
-    """The caller, as the audit trail names it: `auth_mcp.verifier.McpAccessToken` is one."""
+    """The caller, as the audit trail names it: `auth_mcp.resource.verifier.McpAccessToken` is one."""
 
     @property
     def client_id(self) -> str: ...

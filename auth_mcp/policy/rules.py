@@ -181,7 +181,7 @@ def read_rules(
 
 def _rule(entry: _RuleEntry, *, fail: Any, supported: tuple[str, ...], line: int | None) -> Rule:
     if not entry.match:
-        raise fail("match", "`match` is empty; use \"*\" for every tool")
+        raise fail("match", '`match` is empty; use "*" for every tool')
     user_ids: set[int] = set()
     logins: set[str] = set()
     for user in entry.users:
@@ -207,7 +207,7 @@ def _rule(entry: _RuleEntry, *, fail: Any, supported: tuple[str, ...], line: int
     for team in entry.teams:
         org, _, slug = team.partition("/")
         if not _LOGIN.match(org) or not _TEAM_SLUG.match(slug):
-            raise fail("teams", f"{team!r} is not a team: write ORGANIZATION/TEAM-SLUG, e.g. \"acme/platform\"")
+            raise fail("teams", f'{team!r} is not a team: write ORGANIZATION/TEAM-SLUG, e.g. "acme/platform"')
         teams.add(f"{org.lower()}/{slug.lower()}")
     for scope in entry.scopes:
         if scope not in supported:
@@ -232,7 +232,7 @@ def _explain(error: Any) -> str:
     if kind == "extra_forbidden":
         return f"unknown key `{key}` (a rule has match, users, orgs, teams, scopes, allow)"
     if kind == "missing":
-        return f"`{key}` is missing: every rule needs a glob of the tool names it covers, e.g. match = \"*\""
+        return f'`{key}` is missing: every rule needs a glob of the tool names it covers, e.g. match = "*"'
     return f"`{key}`: {error['msg']}"
 
 

@@ -14,7 +14,9 @@ import re
 import tomllib
 from dataclasses import dataclass
 
-_KEY = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*'))*)\s*=""")
+_KEY = re.compile(
+    r"""^\s*((?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*'))*)\s*="""
+)
 
 
 def _dotted(text: str) -> tuple[str, ...] | None:
@@ -25,7 +27,7 @@ def _dotted(text: str) -> tuple[str, ...] | None:
         return None
     path: list[str] = []
     while isinstance(value, dict) and len(value) == 1:
-        (name, value), = value.items()
+        ((name, value),) = value.items()
         path.append(name)
     return tuple(path)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mcp.server.auth.middleware.auth_context import auth_context_var
@@ -35,7 +35,7 @@ from auth_mcp.http.metrics import Metrics
 from auth_mcp.http.rate_limit import FailureBudget, too_many_requests
 from auth_mcp.http.refusals import log_refusal
 from auth_mcp.resource.audience import Audience
-from auth_mcp.resource.verifier import CachedVerifier, Verified
+from auth_mcp.resource.verifier import CachedVerifier, McpAccessToken, Verified
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +70,13 @@ class BearerGuard:
         trust_routing_headers: bool,
         failures: FailureBudget | None = None,
         required_scopes: Sequence[str] = (),
+        on_insufficient_scope: Callable[[McpAccessToken, list[str], tuple[str, ...]], None] | None = None,
     ) -> None:
+        """`on_insufficient_scope(token, tool names, missing scopes)` hears of each call refused
+        with 403 (the audit trail records it)."""
         # Unknown tokens per client address (http/rate_limit.py): None when rate limits are off.
         self._failures = failures
+        self._on_insufficient_scope = on_insufficient_scope
         # Only the streamable HTTP transport checks Mcp-Method / Mcp-Name against the body (SSE does not).
         self._trust_routing_headers = trust_routing_headers
         self._metrics = metrics
@@ -199,6 +203,8 @@ class BearerGuard:
         self._metrics.tokens_refused.labels("insufficient_scope").inc()
         description = f"This call needs the scope {' '.join(missing)}"
         access = verified.token
+        if self._on_insufficient_scope is not None:
+            self._on_insufficient_scope(access, [tool] if tool is not None else [], missing)
         log_refusal(
             endpoint=scope["path"],
             status=403,

@@ -9,31 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Column, Float, Integer, String, Table, Text, delete, insert, or_, select
+from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth_mcp.audit.events import AuditEvent
-from auth_mcp.storage.schema import metadata
-
-audit_events = Table(
-    "audit_events",
-    metadata,
-    # SQLite autoincrements only an INTEGER primary key (its rowid).
-    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
-    Column("at", BigInteger, nullable=False, index=True),
-    Column("github_user_id", BigInteger, nullable=False, index=True),
-    Column("github_login", String(255), nullable=False),
-    Column("client_id", String(2048), nullable=False),
-    Column("client_name", Text, nullable=True),
-    Column("upstream", String(255), nullable=False),
-    Column("tool", String(255), nullable=False),
-    Column("outcome", String(32), nullable=False),
-    Column("latency_ms", Float, nullable=False),
-    Column("request_id", String(64), nullable=False),
-    Column("detail", Text, nullable=True),
-    # JSON of the arguments, only with AUTH_MCP_AUDIT_ARGUMENTS (capped); never by default.
-    Column("arguments", Text, nullable=True),
-)
+from auth_mcp.clock import Clock
+from auth_mcp.storage.schema import audit_events
 
 _PURGE_BATCH = 5000
 
@@ -52,8 +33,11 @@ class AuditQuery:
 
 
 class AuditStore:
-    def __init__(self, *, engine: AsyncEngine) -> None:
+    def __init__(self, *, engine: AsyncEngine, clock: Clock, retention_days: int) -> None:
+        """`retention_days`: how long events are kept (0: forever)."""
         self._engine = engine
+        self._clock = clock
+        self._retention_days = retention_days
 
     async def add(self, events: Sequence[AuditEvent]) -> None:
         if not events:
@@ -115,6 +99,12 @@ class AuditStore:
             )
             for row in rows
         ]
+
+    async def purge_expired(self) -> int:
+        """Delete events older than the retention period; returns how many."""
+        if not self._retention_days:
+            return 0
+        return await self.purge_before(self._clock.now() - self._retention_days * 86400)
 
     async def purge_before(self, cutoff: float) -> int:
         """Delete events older than `cutoff` (Unix seconds), in batches; returns how many."""

@@ -9,6 +9,9 @@ Invariants the tables encode:
   token. Deleting a grant deletes everything issued from it (ON DELETE CASCADE): revocation is
   a delete, so nothing revoked lingers in the database.
 - Timestamps are integer Unix seconds.
+- The audit trail (`audit_events`) stands alone, without foreign keys: it outlives the grants
+  and clients it names, until its retention period ends. It never holds a secret, and holds
+  tool arguments only when the operator opted in.
 
 Changes to these tables go through an Alembic migration in `auth_mcp/migrations/versions`;
 tests/storage/test_migrations.py fails when the two disagree.
@@ -21,7 +24,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
+    Integer,
     MetaData,
     String,
     Table,
@@ -146,3 +151,24 @@ used_assertions = Table(
     # When the assertion (plus clock-skew leeway) expires; the row may go after that.
     Column("expires_at", BigInteger, nullable=False, index=True),
 )
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    # SQLite autoincrements only an INTEGER primary key (its rowid).
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False, index=True),
+    Column("github_user_id", BigInteger, nullable=False, index=True),
+    Column("github_login", String(255), nullable=False),
+    Column("client_id", _CLIENT_ID, nullable=False),
+    Column("client_name", Text, nullable=True),
+    Column("upstream", String(255), nullable=False),
+    Column("tool", String(255), nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("detail", Text, nullable=True),
+    # JSON of the arguments, only with AUTH_MCP_AUDIT_ARGUMENTS (capped); never by default.
+    Column("arguments", Text, nullable=True),
+)
+

@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from auth_mcp.audit import AuditEvent, AuditRecorder
 from auth_mcp.audit.events import capped_arguments
 from auth_mcp.audit.metrics import AuditMetrics
+from auth_mcp.clock import SystemClock
 from auth_mcp.storage.audit import AuditQuery, AuditStore
 from auth_mcp.storage.engine import create_engine
 from auth_mcp.storage.migrate import upgrade
@@ -43,7 +44,7 @@ async def store(any_db_url: str) -> AsyncIterator[AuditStore]:
     engine = create_engine(any_db_url)
     await upgrade(engine)
     try:
-        yield AuditStore(engine=engine)
+        yield AuditStore(engine=engine, clock=SystemClock(), retention_days=0)
     finally:
         await engine.dispose()
 
@@ -98,7 +99,7 @@ async def unready(tmp_path: object) -> AsyncIterator[tuple[AuditStore, object]]:
     """A real SQLite database without the audit table yet: writes fail until it is migrated."""
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/unready.db")
     try:
-        yield AuditStore(engine=engine), engine
+        yield AuditStore(engine=engine, clock=SystemClock(), retention_days=0), engine
     finally:
         await engine.dispose()
 
@@ -146,3 +147,14 @@ def test_opted_in_arguments_are_capped_in_bytes() -> None:
     assert capped_arguments({"q": "short"}, 100) == '{"q":"short"}'
     long = capped_arguments({"q": "é" * 100}, 20)
     assert long.endswith("…(truncated)") and len(long.removesuffix("…(truncated)").encode()) <= 20
+
+
+async def test_a_writer_that_never_comes_round_keeps_memory_bounded_and_counts_the_loss(store: AuditStore) -> None:
+    registry = CollectorRegistry()
+    recorder = AuditRecorder(sink=store, metrics=AuditMetrics(registry, upstreams=frozenset()), max_pending=3)
+    for number in range(10):
+        recorder.record(event(request_id=f"req-{number}"))
+    assert recorder.waiting == 3
+    await recorder.flush()
+    assert registry.get_sample_value("auth_mcp_audit_events_dropped_total") == 7
+    assert len(await store.find(AuditQuery())) == 3

@@ -173,3 +173,19 @@ async def test_database_errors_never_carry_bound_parameters(any_db_url: str) -> 
     finally:
         await engine.dispose()
     assert secret not in str(raised.value) and "hidden due to hide_parameters" in str(raised.value)
+async def test_a_tool_call_is_one_json_log_line_with_its_audit_fields_at_the_top(db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    from auth_mcp.http.logs import JsonFormatter
+    from tests.support.oauth import login
+
+    caplog.set_level(logging.INFO, logger="auth_mcp.audit")
+    async with in_process(database_url=db_url) as env:
+        _, issued = await login(env, login="logan")
+        response = await call_tool(env, issued.access_token, "whoami", {"note": "a value the log must not show"})
+        await env.services.audit.recorder.flush()
+    [record] = [record for record in caplog.records if record.name == "auth_mcp.audit"]
+    line = JsonFormatter().format(record)
+    assert "\n" not in line and "a value the log must not show" not in line
+    entry = json.loads(line)
+    assert entry["logger"] == "auth_mcp.audit" and entry["message"] == "audit"
+    assert (entry["github_login"], entry["tool"], entry["outcome"], entry["upstream"]) == ("logan", "whoami", "ok", "builtin")
+    assert entry["request_id"] == response.headers["x-request-id"]

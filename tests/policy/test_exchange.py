@@ -8,14 +8,15 @@ from collections.abc import AsyncIterator
 import pytest
 
 from auth_mcp.audit import AuditRecorder
+from auth_mcp.clock import SystemClock
 from auth_mcp.policy import ToolAccess, read_policies
 from auth_mcp.policy.exchange import ToolGate
 from auth_mcp.policy.jsonrpc import POLICY_REFUSED
-from auth_mcp.settings import SUPPORTED_SCOPES
+from auth_mcp.resource.verifier import McpAccessToken
+from auth_mcp.scopes import SUPPORTED_SCOPES
 from auth_mcp.storage.audit import AuditQuery, AuditStore
 from auth_mcp.storage.engine import create_engine
 from auth_mcp.storage.migrate import upgrade
-from auth_mcp.verifier import McpAccessToken
 from tests.support.clock import FakeClock
 
 POLICY = """
@@ -66,7 +67,7 @@ LISTED = json.dumps({"jsonrpc": "2.0", "id": 9, "result": {"tools": [{"name": "e
 async def audit(db_url: str) -> AsyncIterator[tuple[AuditRecorder, AuditStore]]:
     engine = create_engine(db_url)
     await upgrade(engine)
-    store = AuditStore(engine=engine)
+    store = AuditStore(engine=engine, clock=SystemClock(), retention_days=0)
     try:
         yield AuditRecorder(sink=store, metrics=None), store
     finally:

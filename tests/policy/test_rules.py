@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from auth_mcp.policy import Membership, Policies, PolicyError, read_policies
-from auth_mcp.settings import SUPPORTED_SCOPES
+from auth_mcp.scopes import SUPPORTED_SCOPES
 
 GATEWAY = """\
 [upstreams.alpha]

@@ -1,0 +1,66 @@
+"""The audit trail through the running server: nothing lost on a clean shutdown, retention enforced."""
+
+from __future__ import annotations
+
+from auth_mcp import admin
+from auth_mcp.clock import SystemClock
+from auth_mcp.storage.audit import AuditQuery, AuditStore
+from auth_mcp.storage.engine import create_engine
+from tests.support.oauth import call_tool, login
+from tests.support.server import in_process
+
+
+async def test_calls_still_waiting_are_written_when_the_server_stops_cleanly(any_db_url: str) -> None:
+    settings = {"database_url": any_db_url, "secret_key": "k" * 40}
+    async with in_process(**settings) as env:
+        _, issued = await login(env, login="dora")
+        for _ in range(3):
+            await call_tool(env, issued.access_token, "whoami")
+        assert env.services.audit.recorder.waiting == 3  # nothing written on the request path
+    engine = create_engine(any_db_url)
+    try:
+        events = await AuditStore(engine=engine, clock=SystemClock(), retention_days=0).find(AuditQuery())
+    finally:
+        await engine.dispose()
+    assert [(event.github_login, event.tool, event.outcome) for event in events] == [("dora", "whoami", "ok")] * 3
+
+
+async def test_events_older_than_the_retention_period_are_purged(db_url: str) -> None:
+    async with in_process(database_url=db_url, audit_retention_days=30) as env:
+        _, issued = await login(env, login="dora")
+        await call_tool(env, issued.access_token, "whoami")
+        await env.services.audit.recorder.flush()
+        env.clock.advance(29 * 86400)
+        _, issued = await login(env, login="dora")  # the first token has long expired
+        await call_tool(env, issued.access_token, "get_user_profile")
+        await env.services.audit.recorder.flush()
+        env.clock.advance(2 * 86400)
+        operator = admin.Operator(
+            store=env.services.store, revoker=env.services.revoker, purger=env.services.purger, audit=env.services.audit.store
+        )
+        report = await admin.purge(operator)
+        assert report.data["audit_events"] == 1 and "1 audit event(s) past AUTH_MCP_AUDIT_RETENTION_DAYS" in report.lines[0]
+        assert [event.tool for event in await env.services.audit.store.find(AuditQuery())] == ["get_user_profile"]
+
+
+async def test_a_retention_of_zero_keeps_every_event(db_url: str) -> None:
+    async with in_process(database_url=db_url, audit_retention_days=0) as env:
+        _, issued = await login(env, login="dora")
+        await call_tool(env, issued.access_token, "whoami")
+        await env.services.audit.recorder.flush()
+        env.clock.advance(3650 * 86400)
+        assert await env.services.audit.purge() == 0
+        assert len(await env.services.audit.store.find(AuditQuery())) == 1
+
+
+async def test_metrics_count_tool_calls_per_upstream(db_url: str) -> None:
+    async with in_process(database_url=db_url, metrics_token="m" * 20) as env:
+        _, issued = await login(env, login="dora")
+        await call_tool(env, issued.access_token, "whoami")
+        await call_tool(env, issued.access_token, "no_such_tool")
+        await env.services.audit.recorder.flush()
+        text = (await env.http.get("/metrics", headers={"Authorization": "Bearer " + "m" * 20})).text
+    assert 'auth_mcp_tool_calls_total{outcome="ok",upstream="builtin"} 1.0' in text
+    assert 'auth_mcp_tool_calls_total{outcome="tool_error",upstream="builtin"} 1.0' in text
+    assert 'auth_mcp_tool_call_failures_total{upstream="builtin"} 1.0' in text
+    assert 'auth_mcp_tool_call_duration_seconds_count{upstream="builtin"} 2' in text
