@@ -108,7 +108,7 @@ def create_app(
     check_tool_scopes(tools, scopes)
     core = build_core(settings, clock=clock or SystemClock(), github_http=github_http, dev_github_options=dev_github_options)
     policy = build_policy(core, offered_scopes=scopes)
-    audit = build_audit(core, upstreams=policy.policies.upstreams)
+    audit = build_audit(core, upstreams=core.gateway_config.upstreams if core.gateway_config else ())
     documents = metadata_documents or MetadataDocumentClients(clock=core.clock, offered_scopes=scopes)
     authorization = build_authorization_server(
         core, documents=documents, offered_scopes=scopes, policy_github_scopes=policy.policies.github_scopes
@@ -120,7 +120,7 @@ def create_app(
         await authorization.ledger.purge_expired()  # client assertions' ids, once they expired
         return await purger.run_once()
 
-    gateway = build_gateway_side(core)
+    gateway = build_gateway_side(core, policy=policy, audit=audit)
     closers: list[Closer] = [core.github.http.aclose] if core.github.owns_http else []
     if metadata_documents is None:
         closers.append(documents.aclose)

@@ -8,8 +8,10 @@ from typing import Any
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
+from auth_mcp.app.audit import AuditSide
 from auth_mcp.app.authorization import protected_resource_routes
 from auth_mcp.app.core import SERVER_NAME, Core
+from auth_mcp.app.policy import PolicySide
 from auth_mcp.app.resource import endpoint_guards
 from auth_mcp.gateway.builder import Gateway, build_gateway
 from auth_mcp.gateway.config import Upstream
@@ -17,8 +19,9 @@ from auth_mcp.gateway.signing import SEED_BYTES
 from auth_mcp.http.access_log import request_id
 
 
-def build_gateway_side(core: Core) -> Gateway | None:
-    """The gateway's parts, or None when no AUTH_MCP_GATEWAY_CONFIG is set."""
+def build_gateway_side(core: Core, *, policy: PolicySide, audit: AuditSide) -> Gateway | None:
+    """The gateway's parts, or None when no AUTH_MCP_GATEWAY_CONFIG is set (or it names no
+    upstream); each upstream's proxy asks its policy and records its tool calls (`audit.gate`)."""
     config = core.gateway_config
     if config is None or not config.upstreams:  # none, or a file of built-in tool rules only
         return None
@@ -52,6 +55,7 @@ def build_gateway_side(core: Core) -> Gateway | None:
         protect=protect,
         github_tokens=github_token,
         request_id=request_id.get,
+        gates=lambda upstream: audit.gate(upstream.name, policy.access(upstream.name)),
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from auth_mcp.app.core import Core
-from auth_mcp.policy import Memberships, Policies, PolicyError, ToolAccess, read_policies
+from auth_mcp.policy import Memberships, Policies, PolicyError, ToolAccess, policies_of
 
 
 @dataclass
@@ -21,15 +21,18 @@ class PolicySide:
 
 
 def build_policy(core: Core, *, offered_scopes: Sequence[str]) -> PolicySide:
-    """Raises `PolicyError` (a ValueError: start-up stops) naming the file and line of a mistake."""
-    path = core.settings.gateway_config
+    """The rules of the gateway file `core.gateway_config` was read from: its `[builtin]` table
+    and each upstream's raw `tools`. Raises `PolicyError` (a ValueError: start-up stops) naming
+    the file and line of a mistake."""
+    path, config = core.settings.gateway_config, core.gateway_config
     policies = Policies()
-    if path is not None:
+    if path is not None and config is not None:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise PolicyError(f"AUTH_MCP_GATEWAY_CONFIG: cannot read {path}: {exc.strerror or exc}") from None
-        policies = read_policies(text, source=str(path), supported_scopes=offered_scopes)
+        rules = {name: upstream.tools for name, upstream in config.upstreams.items()}
+        policies = policies_of(config.builtin, rules, text=text, source=str(path), supported_scopes=offered_scopes)
     every = (policies.builtin, *policies.upstreams.values())
     memberships = None
     if any(rules.needs_membership for rules in every):

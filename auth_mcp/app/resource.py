@@ -124,6 +124,7 @@ def endpoint_guards(
             trust_routing_headers=streamable,
             failures=core.bearer_failures,
             required_scopes=required_scopes,
+            offer_step_up=upstream,  # the upstream's tool policy may find scopes missing (gateway/proxy.py)
             on_insufficient_scope=on_insufficient_scope,
         ),
         "browser_cors": lambda app: (

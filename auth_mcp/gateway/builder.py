@@ -22,6 +22,7 @@ from auth_mcp.gateway.identity import IdentityTokens
 from auth_mcp.gateway.proxy import GitHubTokenSource, RequestId, UpstreamProxy
 from auth_mcp.gateway.sessions import SessionSeal
 from auth_mcp.gateway.signing import SigningKeys
+from auth_mcp.gateway.tool_gate import ToolGate
 from auth_mcp.gateway.upstream_http import UpstreamHttp
 from auth_mcp.http.routing import AsgiEndpoint
 
@@ -30,6 +31,8 @@ JWKS_PATH = "/.well-known/jwks.json"
 # (app, upstream) -> the app behind Host/Origin checks, CORS and the bearer guard for the
 # upstream's resource: the same protection as /mcp, built by the wiring.
 Protect = Callable[[ASGIApp, Upstream], ASGIApp]
+# upstream -> its tool policy and audit trail (tool_gate.py), built by the wiring.
+Gates = Callable[[Upstream], ToolGate | None]
 
 
 @dataclass
@@ -58,6 +61,7 @@ def build_gateway(
     protect: Protect,
     github_tokens: GitHubTokenSource,
     request_id: RequestId,
+    gates: Gates | None = None,
 ) -> Gateway:
     keys = SigningKeys(seeds_newest_first=signing_seeds)
     identity = IdentityTokens(keys=keys, issuer=issuer, clock=clock)
@@ -82,6 +86,7 @@ def build_gateway(
             sessions=sessions,
             github_tokens=github_tokens,
             request_id=request_id,
+            gate=gates(upstream) if gates is not None else None,
         )
         gateway.proxies[upstream.name] = proxy
         gateway.routes.append(Route(upstream.path, AsgiEndpoint(protect(proxy, upstream))))

@@ -8,7 +8,12 @@ resource, put the caller in `scope["user"]` and removed the token from the reque
   whole; a JSON body (one message) whole, up to `max_response_bytes`;
 - when the client goes away, the upstream request is cancelled and its connection closed;
 - an upstream that is down, slow or answers garbage gets the client a prompt 502/504 whose
-  JSON-RPC error names the upstream and the reason, never a hang or a traceback.
+  JSON-RPC error names the upstream and the reason, never a hang or a traceback;
+- with a tool gate (tool_gate.py: the upstream's policy and the audit trail), a POST body is
+  shown to it before forwarding: a refused tools/call is answered here and never forwarded, one
+  that needs more scopes gets the bearer guard's 403 step-up, tools/list answers are cut to what
+  the caller may call (a JSON body whole, an SSE stream event by event as it passes), and every
+  tools/call ends as one audit event (ok, tool_error, refused or upstream_failure).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 
 import aiohttp
 import anyio
+from mcp.shared.inbound import decode_header_value
 from starlette.types import Message, Receive, Scope, Send
 
 from auth_mcp.gateway.config import Upstream
@@ -27,6 +33,7 @@ from auth_mcp.gateway.crossing import to_client, to_upstream
 from auth_mcp.gateway.identity import Caller, IdentityTokens
 from auth_mcp.gateway.sessions import SessionSeal
 from auth_mcp.gateway.streams import StreamLimit
+from auth_mcp.gateway.tool_gate import STEP_UP_KEY, StreamRewriter, ToolExchange, ToolGate
 from auth_mcp.gateway.upstream_http import UpstreamHttp
 
 logger = logging.getLogger(__name__)
@@ -39,6 +46,7 @@ _METHODS = frozenset({"GET", "POST", "DELETE"})
 _SESSION = b"mcp-session-id"
 _JSON = b"application/json"
 SERVER_ERROR = -32000  # JSON-RPC 2.0 §5.1: implementation-defined server error
+PARSE_ERROR = -32700  # JSON-RPC 2.0 §5.1: invalid JSON
 _CALLER_KEY = "gateway.caller"
 
 
@@ -63,7 +71,9 @@ class UpstreamProxy:
         sessions: SessionSeal,
         github_tokens: GitHubTokenSource,
         request_id: RequestId,
+        gate: ToolGate | None = None,
     ) -> None:
+        self._gate = gate
         self._upstream = upstream
         self._name = upstream.name
         self._url = upstream.url
@@ -106,17 +116,54 @@ class UpstreamProxy:
             reason = f"too many open requests to upstream {self._name!r} for this person; close some and retry"
             await _send_json(send, 503, _error(_message_id(body), reason), [(b"retry-after", b"1")])
             return
+        exchange: ToolExchange | None = None
+        failure: UpstreamFailure | None = UpstreamFailure(499, "the client went away before the answer")
         try:
+            if self._gate is not None and method == "POST":
+                exchange = await self._open_gate(self._gate, scope, receive, send, body, user.access_token)
+                if exchange is None or exchange.refusal is not None or exchange.missing_scopes:
+                    failure = None  # answered here, never forwarded
+                    return
             outbound = await self._outbound_headers(headers, caller, session)
-            failure = await self._exchange(method, outbound, body, caller, receive, send)
+            failure = await self._exchange(method, outbound, body, caller, receive, send, exchange)
         except UpstreamFailure as raised:
             failure = raised
         finally:
             self._streams.release(caller.github_user_id)
+            if exchange is not None:
+                exchange.end(failure=None if failure is None else f"upstream {self._name!r} {failure.reason}")
         if failure is not None:
             # Only ever raised before anything was sent: the client gets a clear status and reason.
             logger.warning("upstream %s: %s", self._name, failure.reason)
             await _send_json(send, failure.status, _error(_message_id(body), f"upstream {self._name!r} {failure.reason}"))
+
+    async def _open_gate(
+        self, gate: ToolGate, scope: Scope, receive: Receive, send: Send, body: bytes, token: Any
+    ) -> ToolExchange | None:
+        """The policy's decision on this request, answered here when it is a refusal or a step-up;
+        None when rules apply and the body cannot be read as one JSON value (answered 400: what
+        is not checked is not sent). Without rules such a body passes as it came (the upstream
+        answers it), the audit trail then knowing no tool in it."""
+        message = _parse(body, strict=gate.restricted) if body else None
+        if message is _UNREADABLE and not gate.restricted:
+            message = None
+        if message is _UNREADABLE:
+            await _send_json(send, 400, _error(None, "The request body is not one JSON value (or repeats a key)", PARSE_ERROR))
+            return None
+        name = next((value for key, value in scope["headers"] if key == b"mcp-name"), None)
+        mcp_name = decode_header_value(name.decode("latin-1")) if name is not None else None
+        if name is not None and mcp_name is None:
+            mcp_name = _UNDECODABLE  # a header that names no tool names another tool than the body
+        exchange = await gate.open(token, message, mcp_name=mcp_name, request_id=self._request_id())
+        if exchange.refusal is not None:
+            # A JSON-RPC error for each refused request: HTTP 200, as a tool's own error would be.
+            await _send_json(send, 200, exchange.refusal)
+        elif exchange.missing_scopes:
+            step_up = scope[STEP_UP_KEY]
+            missing = exchange.missing_scopes
+            tool = next((item["params"]["name"] for item in _messages(message) if _is_call(item)), None)
+            await step_up(scope, receive, send, missing, tool)
+        return exchange
 
     def _upstream_session(self, headers: list[tuple[bytes, bytes]], caller: Caller) -> str | bool | None:
         """The upstream's session id for the client's sealed one; None without one; False if refused."""
@@ -145,7 +192,14 @@ class UpstreamProxy:
         return outbound
 
     async def _exchange(
-        self, method: str, headers: list[tuple[str, str]], body: bytes, caller: Caller, receive: Receive, send: Send
+        self,
+        method: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        caller: Caller,
+        receive: Receive,
+        send: Send,
+        exchange: ToolExchange | None,
     ) -> UpstreamFailure | None:
         """Send the request and relay the answer; cancelled as soon as the client disconnects."""
         failure: UpstreamFailure | None = None
@@ -154,7 +208,7 @@ class UpstreamProxy:
             try:
                 response = await self._send(method, headers, body)
                 try:
-                    await self._relay(response, caller, send)
+                    await self._relay(response, caller, send, exchange)
                     response.release()  # read to the end: the connection goes back to the pool
                 finally:
                     response.close()  # a no-op after release; otherwise the connection is dropped
@@ -180,7 +234,9 @@ class UpstreamProxy:
         except aiohttp.ClientError as exc:
             raise UpstreamFailure(502, f"could not be reached ({type(exc).__name__})") from None
 
-    async def _relay(self, response: aiohttp.ClientResponse, caller: Caller, send: Send) -> None:
+    async def _relay(
+        self, response: aiohttp.ClientResponse, caller: Caller, send: Send, exchange: ToolExchange | None
+    ) -> None:
         if response.status == 401:
             # The upstream refused our identity token: a configuration mismatch, not the client's
             # credential; a 401 (with the upstream's challenge) would send the client to log in again.
@@ -197,14 +253,19 @@ class UpstreamProxy:
         content_type = response.headers.get("content-type", "").encode("latin-1").split(b";")[0].strip().lower()
         if content_type == _JSON:
             body = await self._whole_body(response)
+            if exchange is not None:
+                body = exchange.relay(body)
             headers.append((b"content-length", str(len(body)).encode("ascii")))
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        rewriter = exchange.sse(max_event_bytes=self._upstream.max_response_bytes) if exchange is not None else None
         try:
-            async for chunk in response.content.iter_any():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await self._stream(response, send, rewriter)
+        except ValueError as exc:  # one event past max_response_bytes: it cannot be examined
+            logger.warning("upstream %s: stream ended: %s", self._name, exc)
+            response.close()
         except (aiohttp.ServerTimeoutError, TimeoutError):
             logger.info("upstream %s: stream idle for %.0f s, closed", self._name, self._upstream.read_timeout)
             response.close()
@@ -212,6 +273,17 @@ class UpstreamProxy:
             logger.warning("upstream %s: stream broke off (%s)", self._name, type(exc).__name__)
             response.close()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _stream(self, response: aiohttp.ClientResponse, send: Send, rewriter: StreamRewriter | None) -> None:
+        """Each chunk as it arrives; through `rewriter` (whole events only) when the policy reads it."""
+        async for chunk in response.content.iter_any():
+            if rewriter is not None:
+                chunk = rewriter.feed(chunk)
+                if not chunk:
+                    continue
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if rewriter is not None and (rest := rewriter.close()):
+            await send({"type": "http.response.body", "body": rest, "more_body": True})
 
     async def _whole_body(self, response: aiohttp.ClientResponse) -> bytes:
         limit = self._upstream.max_response_bytes
@@ -271,6 +343,37 @@ async def _read_body(receive: Receive, limit: int, headers: list[tuple[bytes, by
     return b"".join(chunks)
 
 
+_UNREADABLE = object()
+_UNDECODABLE = "\x00an undecodable Mcp-Name"  # no tool name contains NUL
+
+
+def _parse(body: bytes, *, strict: bool) -> Any:
+    """The body's JSON value, or `_UNREADABLE`. `strict` (a policy applies) also refuses an object
+    that repeats a key: parsers differ on which one wins, and the policy must see what will run."""
+    try:
+        return json.loads(body, object_pairs_hook=_unique_keys if strict else None)
+    except (ValueError, RecursionError):
+        return _UNREADABLE
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise ValueError("a key is repeated")
+    return value
+
+
+def _messages(message: Any) -> list[Any]:
+    return message if isinstance(message, list) else [message]
+
+
+def _is_call(item: Any) -> bool:
+    if not isinstance(item, dict) or item.get("method") != "tools/call":
+        return False
+    params = item.get("params")
+    return isinstance(params, dict) and isinstance(params.get("name"), str)
+
+
 def _message_id(body: bytes) -> Any:
     """The JSON-RPC id of a single request, so an error answers it; None otherwise."""
     if not body or len(body) > 64 * 1024:
@@ -286,8 +389,8 @@ def _message_id(body: bytes) -> Any:
     return None
 
 
-def _error(request_id: Any, message: str) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": SERVER_ERROR, "message": message}}
+def _error(request_id: Any, message: str, code: int = SERVER_ERROR) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]] | None = None) -> None:

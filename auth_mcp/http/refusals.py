@@ -12,6 +12,11 @@ import logging
 
 logger = logging.getLogger("auth_mcp.refused")
 
+# Where the bearer guard leaves, in a request's ASGI scope, its 403 insufficient_scope answer for
+# the app behind it to give (a gateway upstream's policy decides scopes only once it read the body):
+# `await scope[STEP_UP_KEY](scope, receive, send, missing_scopes, tool)`.
+STEP_UP_KEY = "auth_mcp.step_up"
+
 
 def log_refusal(
     *,

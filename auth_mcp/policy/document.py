@@ -34,10 +34,23 @@ def read_policies(text: str, *, source: str, supported_scopes: Iterable[str]) ->
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{source}: not valid TOML: {exc}") from None
+    upstreams = {name: table.get("tools") for name, table in (document.get("upstreams") or {}).items() if isinstance(table, dict)}
+    return policies_of(document.get(BUILTIN, {}), upstreams, text=text, source=source, supported_scopes=supported_scopes)
+
+
+def policies_of(
+    builtin_table: object,
+    upstream_rules: Mapping[str, object],
+    *,
+    text: str,
+    source: str,
+    supported_scopes: Iterable[str],
+) -> Policies:
+    """The policies of tables already read (the gateway configuration's `[builtin]` table, and
+    each upstream's raw `tools`); `text`, the file they came from, gives errors their line."""
     lines = TomlLines(text)
     scopes = tuple(supported_scopes)
-    builtin_table = document.get(BUILTIN, {})
-    if not isinstance(builtin_table, dict):
+    if not isinstance(builtin_table, Mapping):
         raise PolicyError(f"{source}, line {lines.locate((), BUILTIN)}: `{BUILTIN}` must be a table ([{BUILTIN}])")
     for key in builtin_table:
         if key != "tools":
@@ -47,9 +60,15 @@ def read_policies(text: str, *, source: str, supported_scopes: Iterable[str]) ->
         builtin_table.get("tools"), table=(BUILTIN, "tools"), lines=lines, source=source, supported_scopes=scopes
     )
     upstreams: dict[str, ToolRules] = {}
-    for name, upstream in (document.get("upstreams") or {}).items():
-        if isinstance(upstream, dict):
-            upstreams[name] = read_rules(
-                upstream.get("tools"), table=("upstreams", name, "tools"), lines=lines, source=source, supported_scopes=scopes
-            )
+    for name, entries in upstream_rules.items():
+        upstreams[name] = read_rules(
+            _as_list(entries), table=("upstreams", name, "tools"), lines=lines, source=source, supported_scopes=scopes
+        )
     return Policies(builtin=builtin, upstreams=upstreams)
+
+
+def _as_list(entries: object) -> object:
+    """The configuration model keeps an upstream's rules as a tuple; none at all is no rules."""
+    if isinstance(entries, tuple):
+        return list(entries) if entries else None
+    return entries

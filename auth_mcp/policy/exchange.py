@@ -29,6 +29,7 @@ from auth_mcp.audit.recorder import AuditRecorder
 from auth_mcp.clock import Clock
 from auth_mcp.policy.access import Caller, CallerView, ToolAccess
 from auth_mcp.policy.jsonrpc import filter_tools_list, refusal, routing_mismatch, tool_call_name
+from auth_mcp.policy.sse import SseRewriter
 
 
 class AuditedCaller(Caller, Protocol):
@@ -87,6 +88,13 @@ class Exchange:
             return data
         return json.dumps(messages if isinstance(message, list) else messages[0], ensure_ascii=False).encode()
 
+    def sse(self, *, max_event_bytes: int) -> SseRewriter | None:
+        """A rewriter for an event stream answering this request, or None when nothing in it is
+        awaited (no tools/call or tools/list): such streams pass byte for byte."""
+        if not self._calls and not self._listings:
+            return None
+        return SseRewriter(self.relay, max_event_bytes=max_event_bytes)
+
     def end(self, *, failure: str | None = None) -> None:
         """The exchange is over: record every tools/call of it in the audit trail."""
         for call in self._calls.values():
@@ -122,6 +130,10 @@ class ToolGate:
         self._recorder = recorder
         self._clock = clock
         self._arguments_max_bytes = arguments_max_bytes
+
+    @property
+    def restricted(self) -> bool:
+        return self._access.restricted
 
     async def open(self, caller: AuditedCaller, message: Any, *, mcp_name: str | None, request_id: str) -> Exchange:
         """`message` is the parsed request body (one message or a batch); `mcp_name` the decoded Mcp-Name header."""

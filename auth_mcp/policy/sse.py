@@ -17,7 +17,7 @@ _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _LINE = re.compile(rb"\r\n|\n|\r")
 
 
-class SseOverflow(Exception):
+class SseOverflow(ValueError):
     """One event grew past the limit."""
 
 

@@ -33,7 +33,7 @@ from auth_mcp.http.access_log import PERSON_ID_KEY, PERSON_KEY, TOOL_KEY
 from auth_mcp.http.headers import remove_header, request_headers
 from auth_mcp.http.metrics import Metrics
 from auth_mcp.http.rate_limit import FailureBudget, too_many_requests
-from auth_mcp.http.refusals import log_refusal
+from auth_mcp.http.refusals import STEP_UP_KEY, log_refusal
 from auth_mcp.resource.audience import Audience
 from auth_mcp.resource.verifier import CachedVerifier, McpAccessToken, Verified
 
@@ -70,10 +70,13 @@ class BearerGuard:
         trust_routing_headers: bool,
         failures: FailureBudget | None = None,
         required_scopes: Sequence[str] = (),
+        offer_step_up: bool = False,
         on_insufficient_scope: Callable[[McpAccessToken, list[str], tuple[str, ...]], None] | None = None,
     ) -> None:
         """`on_insufficient_scope(token, tool names, missing scopes)` hears of each call refused
-        with 403 (the audit trail records it)."""
+        with 403 (the audit trail records it). With `offer_step_up` the app behind can give the
+        same 403 for scopes it finds missing (scope[STEP_UP_KEY]: a gateway upstream's policy)."""
+        self._offer_step_up = offer_step_up
         # Unknown tokens per client address (http/rate_limit.py): None when rate limits are off.
         self._failures = failures
         self._on_insufficient_scope = on_insufficient_scope
@@ -161,6 +164,12 @@ class BearerGuard:
     async def _forward(self, scope: Scope, receive: Receive, send: Send, verified: Verified) -> None:
         scope["user"] = verified.user
         scope["auth"] = verified.credentials
+        if self._offer_step_up:
+
+            async def step_up(scope: Scope, receive: Receive, send: Send, missing: tuple[str, ...], tool: str | None) -> None:
+                await self._refuse_scope(scope, receive, send, missing, verified, tool)
+
+            scope[STEP_UP_KEY] = step_up
         # Past this point identity travels as scope["user"]: the transport, its logs and the tools
         # (which can read the HTTP request) never see the bearer token itself. It also spares the
         # SDK one header in each of its several passes over them.
