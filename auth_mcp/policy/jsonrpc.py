@@ -56,4 +56,6 @@ def filter_tools_list(message: Any, visible: Callable[[str], bool]) -> Any:
         return message
     tools = result["tools"]
     kept = [tool for tool in tools if isinstance(tool, dict) and isinstance(tool.get("name"), str) and visible(tool["name"])]
+    if len(kept) == len(tools):
+        return message  # nothing hidden: the upstream's bytes pass as they came
     return {**message, "result": {**result, "tools": kept}}

@@ -27,10 +27,12 @@ class _Site:
         return Browser(**kwargs)
 
 
-async def tokens_for(server: RunningServer, path: str, *, person: str = "alice") -> Tokens:
-    """Register a client, authorize as `person` for the resource `{issuer}{path}`, exchange the code."""
+async def tokens_for(server: RunningServer, path: str, *, person: str = "alice", **params: str) -> Tokens:
+    """Register a client, authorize as `person` for the resource `{issuer}{path}` (with `params`
+    such as scope=...), exchange the code."""
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-        _client, tokens = await login(_Site(issuer=server.url, mcp_url=server.url + path, http=http), login=person)  # type: ignore[arg-type]
+        site = _Site(issuer=server.url, mcp_url=server.url + path, http=http)
+        _client, tokens = await login(site, login=person, **params)  # type: ignore[arg-type]
     return tokens
 
 
