@@ -26,11 +26,11 @@ class SmallDisk:
 
     def fill(self) -> None:
         """Take every free byte."""
-        with self._filler.open("ab") as filler:
+        # Unbuffered: a buffered file that hit ENOSPC raises again when closed, for what it still holds.
+        with self._filler.open("ab", buffering=0) as filler:
             with contextlib.suppress(OSError):
                 for _ in range(1_000_000):  # bounded: far more than any test's disk
                     filler.write(_CHUNK)
-                    filler.flush()
             with contextlib.suppress(OSError):
                 os.fsync(filler.fileno())
         # The 64 KiB chunk that did not fit may have left room for smaller writes: fill it byte-wise.
