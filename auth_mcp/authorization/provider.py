@@ -102,7 +102,14 @@ class AuthServerProvider:
     # Clients ---------------------------------------------------------------------------------
 
     async def get_client(self, client_id: str) -> RegisteredClient | None:
-        return await self._clients.get(client_id)
+        try:
+            return await self._clients.get(client_id)
+        except StorageUnavailable as exc:
+            # The SDK's handlers call this inside catch-alls that would log a traceback (/authorize)
+            # or call the client unknown (/token): note the outage, so the answer becomes 503 with
+            # Retry-After (http/outage.py), and answer as for no client meanwhile.
+            note_outage(exc)
+            return None
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
         evicted = await self._clients.register(client_info, now=self._now())
