@@ -13,7 +13,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +74,8 @@ class ThrowawayPostgres:
 
 
 @contextlib.contextmanager
-def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+def throwaway_postgres(*, settings: Mapping[str, str] | None = None) -> Iterator[ThrowawayPostgres]:
+    """A started cluster, with `settings` added to its postgresql.conf (e.g. TLS); stopped and deleted after."""
     bin_dir = _bin_dir()
     user = "postgres" if os.geteuid() == 0 else None
     directory = Path(tempfile.mkdtemp(prefix="auth-mcp-pg-"))
@@ -86,6 +87,9 @@ def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
         cluster._run(
             str(bin_dir / "initdb"), "-D", str(directory / "data"), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"
         )
+        if settings:
+            with (directory / "data" / "postgresql.conf").open("a") as conf:
+                conf.writelines(f"{name} = '{value}'\n" for name, value in settings.items())
         cluster.start()
         yield cluster
     finally:

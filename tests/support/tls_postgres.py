@@ -1,5 +1,5 @@
-"""A throwaway PostgreSQL server with TLS, for the sslmode/sslrootcert tests: its own data
-directory, its own loopback port, a certificate authority made for it; stopped and deleted after."""
+"""A throwaway PostgreSQL server with TLS, for the sslmode/sslrootcert tests: a cluster of its own
+(throwaway_postgres.py) with a certificate authority made for it; stopped and deleted after."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.server import free_port
-
-BIN = Path("/usr/lib/postgresql/15/bin")
+from tests.support.throwaway_postgres import throwaway_postgres
 
 
 @dataclass(frozen=True)
@@ -25,12 +23,6 @@ class TlsPostgres:
 
     def url(self, query: str) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/postgres?{query}"
-
-
-def _as_postgres(*command: str | Path) -> list[str]:
-    # PostgreSQL refuses to run as root; the machine's postgres account runs this one.
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    return [*prefix, *map(str, command)]
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -46,32 +38,22 @@ def _certificates(directory: Path) -> None:
     (directory / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
     _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
              "-extfile", "san.ext", "-out", "server.crt", cwd=directory)  # fmt: skip
+    # The server (the machine's postgres account when the tests run as root) reads these.
+    directory.chmod(0o755)
+    for name in ("ca.crt", "other-ca.crt", "server.crt"):
+        (directory / name).chmod(0o644)
+    if os.geteuid() == 0:
+        shutil.chown(directory / "server.key", "postgres")
+    (directory / "server.key").chmod(0o600)
 
 
 @contextmanager
 def tls_postgres() -> Iterator[TlsPostgres]:
-    base = Path(tempfile.mkdtemp(prefix="auth-mcp-tls-pg-", dir="/tmp"))
-    port = free_port()
-    data = base / "data"
+    certificates = Path(tempfile.mkdtemp(prefix="auth-mcp-tls-pg-", dir="/tmp"))
     try:
-        _certificates(base)
-        base.chmod(0o755)
-        for name in ("ca.crt", "other-ca.crt", "server.crt"):
-            (base / name).chmod(0o644)
-        if os.geteuid() == 0:
-            shutil.chown(base / "server.key", "postgres")
-        (base / "server.key").chmod(0o600)
-        shutil.chown(base, "postgres") if os.geteuid() == 0 else None
-        subprocess.run(_as_postgres(BIN / "initdb", "-D", data, "-A", "trust", "-U", "postgres"), check=True, capture_output=True, timeout=120)
-        with (data / "postgresql.conf").open("a") as conf:
-            conf.write(
-                f"port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{base}'\n"
-                f"ssl = on\nssl_cert_file = '{base}/server.crt'\nssl_key_file = '{base}/server.key'\n"
-            )
-        subprocess.run(_as_postgres(BIN / "pg_ctl", "-D", data, "-l", base / "log", "-w", "start"), check=True, capture_output=True, timeout=120)
-        try:
-            yield TlsPostgres(port=port, ca=base / "ca.crt", other_ca=base / "other-ca.crt")
-        finally:
-            subprocess.run(_as_postgres(BIN / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"), capture_output=True, timeout=120)
+        _certificates(certificates)
+        tls = {"ssl": "on", "ssl_cert_file": str(certificates / "server.crt"), "ssl_key_file": str(certificates / "server.key")}
+        with throwaway_postgres(settings=tls) as cluster:
+            yield TlsPostgres(port=cluster.port, ca=certificates / "ca.crt", other_ca=certificates / "other-ca.crt")
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(certificates, ignore_errors=True)
