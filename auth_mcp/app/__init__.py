@@ -138,6 +138,7 @@ def create_app(
             upgrade_outdated=settings.is_sqlite,
             closers=closers,
             audit=audit,
+            log_writer=core.log_writer,
         ),
     )
     app.state.services = Services(
@@ -157,6 +158,7 @@ def create_app(
         gateway=gateway,
         policy=policy,
         audit=audit,
+        log_writer=core.log_writer,
     )
     return app
 
@@ -234,7 +236,7 @@ def _server_middleware(core: Core, *, shortcut: Route | None) -> list[Middleware
         # X-Forwarded-For / -Proto only from the configured proxies (uvicorn's implementation).
         "proxy_headers": Middleware(ProxyHeadersMiddleware, trusted_hosts=proxies) if proxies else None,
         # One log line per request, with the path but never the query string.
-        "access_log": Middleware(AccessLog, metrics=core.metrics),
+        "access_log": Middleware(AccessLog, metrics=core.metrics, lines=core.log_writer),
         "loopback_alias": (
             Middleware(LoopbackAliasGuard, issuer=core.settings.issuer, mcp_url=core.audience.canonical)
             if LoopbackAliasGuard.applies(core.settings.issuer)

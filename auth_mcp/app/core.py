@@ -14,6 +14,7 @@ from auth_mcp.crypto import Keyring, resolve_secret
 from auth_mcp.gateway.config import GatewayConfig, load_gateway_config
 from auth_mcp.github.devserver import DevGitHubOptions
 from auth_mcp.github.person import PersonGitHub
+from auth_mcp.http.log_writer import LogWriter
 from auth_mcp.http.metrics import Metrics
 from auth_mcp.http.pages import Pages
 from auth_mcp.http.rate_limit import BEARER_FAILURES, FailureBudget, TokenBuckets, default_limits
@@ -48,6 +49,7 @@ class Core:
     revoker: Revoker
     sse_sessions: SseSessions
     bearer_failures: FailureBudget | None  # one per-address budget for failed bearer checks, every endpoint
+    log_writer: LogWriter  # access and audit lines, written off the event loop (started by the lifespan)
 
     def people(self, grant_id: str) -> PersonGitHub:
         """GitHub as the person behind one grant."""
@@ -129,6 +131,7 @@ def build_core(
         revoker=revoker,
         sse_sessions=sse_sessions,
         bearer_failures=_bearer_failures(settings, clock),
+        log_writer=LogWriter(),
     )
 
 

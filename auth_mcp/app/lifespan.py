@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from auth_mcp.app.audit import AuditSide
+from auth_mcp.http.log_writer import LogWriter
 from auth_mcp.storage.availability import StorageUnavailable
 from auth_mcp.storage.migrate import prepare_schema, schema_status
 from auth_mcp.storage.notifications import Announcer
@@ -37,10 +38,12 @@ def lifespan(
     upgrade_outdated: bool,
     closers: list[Closer],
     audit: AuditSide,
+    log_writer: LogWriter,
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def run(_app: Starlette) -> AsyncIterator[None]:
         await prepare_schema(engine, upgrade_outdated=upgrade_outdated)
+        log_writer.start()
         await announcer.start()
         await audit.recorder.start()
         purger = asyncio.create_task(_purge_forever(purge, audit))
@@ -64,6 +67,7 @@ def lifespan(
             for close in closers:
                 await close()
             await engine.dispose()
+            log_writer.stop()  # last: every access and audit line of the run is written
 
     return run
 

@@ -15,6 +15,7 @@ from auth_mcp.crypto import Keyring
 from auth_mcp.gateway.builder import Gateway
 from auth_mcp.github.client import GitHubClient
 from auth_mcp.github.devserver import DevGitHub
+from auth_mcp.http.log_writer import LogWriter
 from auth_mcp.http.metrics import Metrics
 from auth_mcp.resource.audience import Audience
 from auth_mcp.resource.verifier import CachedVerifier
@@ -45,4 +46,5 @@ class Services:
     purger: Purger
     policy: PolicySide
     audit: AuditSide
+    log_writer: LogWriter  # access and audit lines; tests flush() it to read them at once
     gateway: Gateway | None = None  # the gateway's parts, with AUTH_MCP_GATEWAY_CONFIG

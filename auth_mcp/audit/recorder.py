@@ -3,7 +3,8 @@
 `record(event)` is a list append and nothing else: the request does not wait for the database,
 the log or the metrics. On the hottest path (every built-in tool call) `record_later(build,
 note)` does not even build the event: the writer does. A background task takes the events every `interval` seconds (sooner when
-`batch_size` are waiting), writes one JSON log line per event (logger `auth_mcp.audit`), counts
+`batch_size` are waiting), writes one JSON log line per event (logger `auth_mcp.audit`; made and
+written on the log writer's thread when there is one, http/log_writer.py), counts
 them in the metrics, and inserts them in batches. A failed insert keeps its events for the next
 round; only when `max_pending` events are waiting (the database is gone or hangs for long) are
 events dropped, each counted and logged as an error, so memory stays bounded. `stop()` writes everything still waiting,
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 
 from auth_mcp.audit.events import AuditEvent
 from auth_mcp.audit.metrics import AuditMetrics
+from auth_mcp.http.log_writer import LogWriter, record_at
 
 logger = logging.getLogger("auth_mcp.audit")
 _own_logger = logging.getLogger(__name__ + ".writer")
@@ -42,8 +44,10 @@ class AuditRecorder:
         batch_size: int = 500,
         interval: float = 1.0,
         max_pending: int = 100_000,
+        lines: LogWriter | None = None,
     ) -> None:
         self._sink = sink
+        self._lines = lines
         self._metrics = metrics
         self._batch_size = batch_size
         self._interval = interval
@@ -107,8 +111,10 @@ class AuditRecorder:
         log = logger.isEnabledFor(logging.INFO)
         for event in new:
             if log:
-                fields = event.fields()
-                logger.info(json.dumps(fields, ensure_ascii=False), extra={"fields": fields})
+                if self._lines is not None:
+                    self._lines.submit(_log_record, event)
+                else:
+                    logger.handle(_log_record(event))
             if self._metrics is not None:
                 self._metrics.observe(event)
         self._unwritten.extend(new)
@@ -131,3 +137,9 @@ class AuditRecorder:
                 await self.flush()
             except Exception:
                 _own_logger.exception("writing %d audit events failed; retrying", len(self._unwritten))
+
+
+def _log_record(event: AuditEvent) -> logging.LogRecord:
+    """The event's JSON log line, with its own time and request id."""
+    fields = event.fields()
+    return record_at(logger, event.at, event.request_id, json.dumps(fields, ensure_ascii=False), (), {"fields": fields})

@@ -5,8 +5,9 @@ numeric id) and the tool called, which the bearer guard leaves in the ASGI scope
 `PERSON_KEY`, `PERSON_ID_KEY` and `TOOL_KEY`. The same fields go to the JSON format as keys.
 
 This wraps every request, tool calls included, so it is written for the hot path: headers are
-read once (headers.py), and nothing is made per request beyond the id and one closure; the log
-line's fields are gathered only when INFO is on.
+read once (headers.py), and nothing is made per request beyond the id and one closure. The line
+itself is neither formatted nor written by the thread serving requests: with INFO on, the request
+hands a tuple of its fields to the log writer (log_writer.py), whose thread does the rest.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import itertools
 import logging
 import os
 import re
-from time import perf_counter
+from time import perf_counter, time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth_mcp.http.headers import request_headers
+from auth_mcp.http.log_writer import LogWriter, record_at
 from auth_mcp.http.logs import request_id
 from auth_mcp.http.metrics import Metrics
 
@@ -37,9 +40,10 @@ TOOL_KEY = "auth_mcp.tool"
 
 
 class AccessLog:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, lines: LogWriter) -> None:
         self._app = app
         self._latency = metrics.request_seconds
+        self._lines = lines
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,19 +74,20 @@ class AccessLog:
             # Label values stay bounded: route templates, known methods, status codes.
             self._latency.observe((route, method if method in _METHODS else "OTHER", status), elapsed)
             if logger.isEnabledFor(logging.INFO):
-                _log(scope, client, method, status, elapsed)
+                line = (time(), rid, client, method, scope.get("path", ""), status, elapsed, scope.get(PERSON_KEY))
+                self._lines.submit(_record, (*line, scope.get(PERSON_ID_KEY), scope.get(TOOL_KEY)))
             request_id.reset(reset)
 
 
-def _log(scope: Scope, client: tuple[str, int] | None, method: str, status: int, elapsed: float) -> None:
-    address, path, duration = client[0] if client else "-", scope.get("path", ""), round(elapsed * 1000, 1)
-    person, tool = scope.get(PERSON_KEY), scope.get(TOOL_KEY)
+def _record(line: tuple[Any, ...]) -> logging.LogRecord:
+    """The access line of one request, made on the log writer's thread."""
+    created, rid, client, method, path, status, elapsed, person, person_id, tool = line
+    address, duration = client[0] if client else "-", round(elapsed * 1000, 1)
     fields = {"client_address": address, "method": method, "path": path, "status": status, "duration_ms": duration}
     if person is None:
-        logger.info('%s "%s %s" %d %.1fms', address, method, path, status, duration, extra=fields)
-        return
-    person_id = scope.get(PERSON_ID_KEY)
+        return record_at(logger, created, rid, '%s "%s %s" %d %.1fms', (address, method, path, status, duration), fields)
     fields.update(person=person, person_id=person_id, tool=tool)
-    logger.info(
-        '%s "%s %s" %d %.1fms person=%s id=%s tool=%s', address, method, path, status, duration, person, person_id, tool or "-", extra=fields
+    message = '%s "%s %s" %d %.1fms person=%s id=%s tool=%s'
+    return record_at(
+        logger, created, rid, message, (address, method, path, status, duration, person, person_id, tool or "-"), fields
     )

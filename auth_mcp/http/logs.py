@@ -12,12 +12,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
 import re
 import sys
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -35,8 +38,64 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 
 class _RequestId(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id.get()
+        if not hasattr(record, "request_id"):  # the log writer's records carry their request's
+            record.request_id = request_id.get()
         return True
+
+
+_batch = threading.local()
+
+
+@contextlib.contextmanager
+def batched() -> Iterator[None]:
+    """While this thread is inside, the stream handler gathers its lines and writes them all
+    with one `write` when the block ends (log_writer.py writes its batches so)."""
+    buffers: dict[_BatchedStreamHandler, list[str]] = {}
+    _batch.buffers = buffers
+    try:
+        yield
+    finally:
+        _batch.buffers = None
+        for handler, lines in buffers.items():
+            handler.write_lines(lines)
+
+
+class _BatchedStreamHandler(logging.StreamHandler):
+    """A stream handler that, inside `batched()`, writes a batch of lines at once."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        buffers = getattr(_batch, "buffers", None)
+        if buffers is None:
+            super().emit(record)
+            return
+        try:
+            buffers.setdefault(self, []).append(self.format(record) + self.terminator)
+        except Exception:  # noqa: BLE001 (logging's rule: a handler reports its failures, never raises them)
+            self.handleError(record)
+
+    def write_lines(self, lines: list[str]) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                self.stream.write("".join(lines))
+                self.flush()
+            except Exception:  # noqa: BLE001 (as above)
+                self.handleError(logging.makeLogRecord({"msg": "%d log lines", "args": (len(lines),)}))
+
+
+class _SecondsCache:
+    """A timestamp's text by the second it falls in: formatting a time costs more than the rest of
+    an access line, and a busy server writes hundreds of lines per second."""
+
+    def __init__(self, render: Any) -> None:
+        self._render = render
+        self._last: tuple[int, str] = (-1, "")
+
+    def __call__(self, created: float) -> str:
+        second = int(created)
+        last = self._last
+        if last[0] != second:
+            last = self._last = (second, self._render(second))
+        return last[1]
 
 
 def escape(text: str) -> str:
@@ -58,6 +117,12 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
+        self._second = _SecondsCache(lambda second: time.strftime(self.default_time_format, self.converter(second)))
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        return f"{self._second(record.created)},{int(record.msecs):03d}"
 
     def format(self, record: logging.LogRecord) -> str:
         args = record.args
@@ -78,9 +143,13 @@ class JsonFormatter(logging.Formatter):
     tool...) and the exception. A record with structured `fields` (the audit trail's, logged by
     its writer off the request path) has them as top-level keys, its own request_id and time winning."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = _SecondsCache(lambda second: datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": f"{self._second(record.created)}.{int(record.msecs):03d}+00:00",
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -98,7 +167,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str, log_format: Literal["text", "json"], *, log_sql: bool = False) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _BatchedStreamHandler(sys.stderr)
     handler.addFilter(_RequestId())
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()

@@ -56,6 +56,7 @@ async def test_proxy_headers_before_access_log_the_log_names_the_real_client(
         async with httpx.AsyncClient(transport=transport, base_url=env.issuer) as http:
             with caplog.at_level(logging.INFO, logger="auth_mcp.access"):
                 await http.get("/healthz", headers={"x-forwarded-for": "203.0.113.7"})
+                env.services.log_writer.flush()
         lines = [record.getMessage() for record in caplog.records if record.name == "auth_mcp.access"]
         assert lines and lines[-1].startswith("203.0.113.7 ")
 
@@ -67,6 +68,7 @@ async def test_access_log_outside_the_mcp_shortcut_tool_calls_get_a_request_id_a
         _, issued = await login(env)
         with caplog.at_level(logging.INFO, logger="auth_mcp.access"):
             response = await call_tool(env, issued.access_token, "whoami")
+            env.services.log_writer.flush()
         assert response.status_code == 200
         assert response.headers.get("x-request-id")
         assert any('"POST /mcp"' in record.getMessage() for record in caplog.records if record.name == "auth_mcp.access")
@@ -99,6 +101,7 @@ async def test_access_log_outside_body_deadline_a_slow_body_gets_a_logged_408(
         with caplog.at_level(logging.INFO, logger="auth_mcp.access"):
             async with asyncio.timeout(10):
                 await env.app(scope, receive, send)
+            env.services.log_writer.flush()
         assert sent[0]["status"] == 408
         assert any('"POST /token"' in r.getMessage() and " 408 " in r.getMessage() for r in caplog.records if r.name == "auth_mcp.access")
 
@@ -118,6 +121,7 @@ async def test_loopback_alias_before_the_mcp_shortcut_and_inside_access_log_a_to
         other = env.client(base_url="http://127.0.0.1:8000")
         with caplog.at_level(logging.INFO, logger="auth_mcp.access"):
             response = await other.post("/mcp", json={})
+            env.services.log_writer.flush()
         await other.aclose()
         assert response.status_code == 421 and "use http://localhost:8000/mcp" in response.text
         assert any('"POST /mcp" 421' in record.getMessage() for record in caplog.records if record.name == "auth_mcp.access")
@@ -129,6 +133,7 @@ async def test_access_log_outside_outage_a_503_for_an_outage_is_logged_as_503(ca
             postgres.stop()
             with caplog.at_level(logging.INFO, logger="auth_mcp.access"):
                 response = await env.http.post("/register", json={"redirect_uris": ["http://127.0.0.1:1/cb"]})
+                env.services.log_writer.flush()
             assert response.status_code == 503
             assert any('"POST /register" 503' in record.getMessage() for record in caplog.records if record.name == "auth_mcp.access")
 

@@ -108,7 +108,8 @@ async def test_a_newline_in_a_path_client_id_or_callback_error_cannot_forge_a_te
             await browser.http.get(env.issuer + "/github/callback?" + urlencode({"state": state, "error": "x" + forged}))
     err = capsys.readouterr().err
     escaped = [line for line in err.splitlines() if "\\n2026-11-30 10:00:00,000 INFO    auth_mcp.access [-]: FORGED" in line]
-    assert [line.split("]: ", 1)[1][:40] for line in escaped] == [
+    # Sorted: access lines come from the log writer's thread, after lines logged in the request.
+    assert sorted(line.split("]: ", 1)[1][:40] for line in escaped) == [
         '127.0.0.1 "GET /mcp/x\\n2026-11-30 10:00:',
         "refused /authorize 400 invalid_client: T",
         "refused /github/callback 302 server_erro",
