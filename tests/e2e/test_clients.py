@@ -133,7 +133,9 @@ class Process:
             os.killpg(self.popen.pid, signal.SIGKILL)
 
 
-def wait_until_ready(process: Process, url: str, *, headers: dict[str, str] | None = None, timeout: float = SERVER_START_TIMEOUT) -> None:
+def wait_until_ready(
+    process: Process, url: str, *, headers: dict[str, str] | None = None, timeout: float = SERVER_START_TIMEOUT
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not process.alive():
@@ -311,25 +313,38 @@ def inspector(workdir: Path) -> Iterator[tuple[Process, str]]:
         process.stop()
 
 
+def run_inspector(
+    server: AuthMcp, ui: Process, page_url: str, tmp_path: Path, *, endpoint: str, login: str, name: str, extra: list[str]
+) -> dict[str, Any]:
+    """tests/clients/inspector.mjs against `endpoint`; its result, or a failure with both logs (and
+    the screenshot and the servers' logs kept under tests/e2e/artifacts)."""
+    args = [
+        "--inspector", page_url, "--server", endpoint, "--transport", server.transport, "--login", login,
+        "--artifacts", str(ARTIFACTS), "--chromium", str(CHROMIUM), *extra,
+    ]  # fmt: skip
+    code, result, stderr = run_node("inspector.mjs", args, home=tmp_path / "home", timeout=180)
+    if code != 0:
+        keep_artifacts(name, server.process, ui)
+    context = (
+        f"\nresult: {json.dumps(result, indent=1)[:4000]}\nscript stderr:\n{stderr[-2000:]}"
+        f"\nauth-mcp log:\n{server.process.output()}\nartifacts: {ARTIFACTS}"
+    )
+    assert code == 0 and result is not None, f"Inspector run failed (exit {code}){context}"
+    return result
+
+
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("transport", ["streamable-http", "sse"])
-def test_mcp_inspector_connects_through_consent_and_runs_get_user_profile(browser_tooling: None, tmp_path: Path, transport: str) -> None:
+def test_mcp_inspector_connects_through_consent_and_runs_get_user_profile(
+    browser_tooling: None, tmp_path: Path, transport: str
+) -> None:
     login = f"inspector-{'http' if transport == 'streamable-http' else 'sse'}"
-    name = f"inspector-{transport}"
     with auth_mcp(tmp_path / "server", transport=transport) as server, inspector(tmp_path / "inspector") as (ui, page_url):
-        args = [
-            "--inspector", page_url, "--server", server.endpoint, "--transport", transport, "--login", login,
-            "--artifacts", str(ARTIFACTS), "--chromium", str(CHROMIUM),
-        ]  # fmt: skip
-        code, result, stderr = run_node("inspector.mjs", args, home=tmp_path / "home", timeout=180)
-        if code != 0:
-            keep_artifacts(name, server.process, ui)
-        catalog = json.loads((tmp_path / "inspector" / "catalog.json").read_text())
-        context = (
-            f"\nresult: {json.dumps(result, indent=1)[:4000]}\nscript stderr:\n{stderr[-2000:]}"
-            f"\nauth-mcp log:\n{server.process.output()}\nartifacts: {ARTIFACTS}"
+        extra = ["--expect-output", f'"login": "{login}"']
+        result = run_inspector(
+            server, ui, page_url, tmp_path, endpoint=server.endpoint, login=login, name=f"inspector-{transport}", extra=extra
         )
-        assert code == 0 and result is not None, f"Inspector run failed (exit {code}){context}"
+        catalog = json.loads((tmp_path / "inspector" / "catalog.json").read_text())
 
     # Added through the UI, and so written to the Inspector's catalog.
     assert catalog["mcpServers"]["auth-mcp"]["url"] == server.endpoint, catalog
