@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -353,6 +354,63 @@ def test_mcp_inspector_connects_through_consent_and_runs_get_user_profile(
     assert result["toolCount"] == 4 and "get_user_profile" in result["tools"]
     assert result["callStatus"] == "ok"
     assert f'"login": "{login}"' in result["structuredOutput"]
+
+
+# Hidden from everyone by the gateway's policy (it would show the upstream's environment).
+GATEWAY_POLICY = """
+[[upstreams.everything.tools]]
+match = "get-env"
+allow = false
+
+[[upstreams.everything.tools]]
+match = "*"
+"""
+PROGRESS_STEPS = 3
+PROGRESS_SECONDS = 3.0
+
+
+@pytest.mark.timeout(240)
+def test_mcp_inspector_reaches_an_upstream_through_the_gateway_and_sees_progress_as_it_comes(
+    browser_tooling: None, tmp_path: Path
+) -> None:
+    """Inspector at /mcp/everything (server-everything behind the gateway, with a policy): the
+    upstream's own protected resource, consent and the stand-in's login, the upstream's tools less
+    the hidden one, and trigger-long-running-operation, whose progress toasts must show one by one
+    while the call is still pending (a gateway holding the stream back would show them with the result)."""
+    login = "inspector-gateway"
+    with everything(tmp_path / "everything") as upstream:
+        config = tmp_path / "gateway.toml"
+        config.write_text(f'[upstreams.everything]\nurl = "{upstream.url}"\n{GATEWAY_POLICY}')
+        with auth_mcp(tmp_path / "server", gateway_config=config) as server, inspector(tmp_path / "inspector") as (ui, page_url):
+            endpoint = server.issuer + "/mcp/everything"
+            arguments = json.dumps({"duration": PROGRESS_SECONDS, "steps": PROGRESS_STEPS})
+            extra = ["--server-id", "everything", "--tool", "trigger-long-running-operation", "--arguments", arguments,
+                     "--expect-output", "Long running operation completed"]  # fmt: skip
+            result = run_inspector(
+                server, ui, page_url, tmp_path, endpoint=endpoint, login=login, name="inspector-gateway", extra=extra
+            )
+            catalog = json.loads((tmp_path / "inspector" / "catalog.json").read_text())
+
+    assert catalog["mcpServers"]["everything"]["url"] == endpoint, catalog
+    assert "MCP Inspector" in result["consentText"]
+    tools = set(result["tools"])
+    assert {"echo", "get-sum", "trigger-long-running-operation"} <= tools, tools
+    assert "get-env" not in tools and result["toolCount"] == len(tools), tools
+    assert result["callStatus"] == "ok"
+    assert f"Duration: {PROGRESS_SECONDS:g} seconds, Steps: {PROGRESS_STEPS}" in result["output"], result["output"]
+
+    # Every step's toast, in order, each while the call was still pending ...
+    progress = result["progress"]
+    timeline = f"progress toasts {progress}, call status {result['callStatuses']}"
+    expected = [f"{step} / {PROGRESS_STEPS} ({round(100 * step / PROGRESS_STEPS)}%)" for step in range(1, PROGRESS_STEPS + 1)]
+    assert [seen["text"] for seen in progress] == expected, timeline
+    assert all(seen["callStatus"] == "pending" for seen in progress), timeline
+    # ... and spread over the run, as the upstream sent them: a step apart, the first well before the result.
+    step_ms = 1000 * PROGRESS_SECONDS / PROGRESS_STEPS
+    finished = next(change["ms"] for change in result["callStatuses"] if change["status"] == "ok")
+    gaps = [later["ms"] - earlier["ms"] for earlier, later in itertools.pairwise(progress)]
+    assert all(gap >= step_ms / 4 for gap in gaps), timeline
+    assert finished - progress[0]["ms"] >= step_ms, timeline
 
 
 # 3. The conformance suite's authorization-server scenarios --------------------------------------
