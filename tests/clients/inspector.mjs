@@ -1,10 +1,17 @@
 // MCP Inspector 2.x in headless Chromium, clicked through like a person would: add auth-mcp in the
 // UI, connect, approve on our consent page, sign in on the GitHub stand-in, come back connected,
-// list the tools, run get_user_profile and read the profile on the page. Prints one JSON line on
-// stdout; on failure also a screenshot and the page's text under --artifacts.
+// list the tools, run one (get_user_profile by default) and read its output on the page. Prints one
+// JSON line on stdout; on failure also a screenshot and the page's text under --artifacts.
 //
 //   node inspector.mjs --inspector http://127.0.0.1:6274/ --server http://localhost:8000/mcp \
-//       --transport streamable-http|sse --login alice --artifacts DIR
+//       --transport streamable-http|sse --login alice --artifacts DIR \
+//       [--tool NAME --arguments '{"steps": 3}' --expect-output TEXT]
+//
+// --arguments are typed into the tool's form (one field per key); --expect-output is text the
+// output must show (the login, for get_user_profile). While the call runs, every "Tool progress"
+// toast the Inspector shows is recorded with the call's status and the time it appeared
+// (result.progress), and so is the moment the call's status changed (result.callStatuses): the
+// caller can tell progress that streamed in while the tool ran from progress that came with the result.
 //
 // The Inspector itself is started (and stopped) by the caller, tests/e2e/test_clients.py.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -20,6 +27,9 @@ const { values: args } = parseArgs({
     transport: { type: 'string', default: 'streamable-http' },
     login: { type: 'string', default: 'octocat' },
     'server-id': { type: 'string', default: 'auth-mcp' },
+    tool: { type: 'string', default: 'get_user_profile' },
+    arguments: { type: 'string', default: '{}' },
+    'expect-output': { type: 'string' },
     artifacts: { type: 'string' },
     chromium: { type: 'string', default: '/usr/bin/chromium' },
     'step-timeout-ms': { type: 'string', default: '30000' },
@@ -82,6 +92,29 @@ async function expectOrServerError(expected) {
   if (await errorPage.isVisible()) {
     throw new Error(`auth-mcp answered with an error page at ${page.url()}: ${(await errorPage.innerText()).replace(/\s+/g, ' ')}`);
   }
+}
+
+/**
+ * In the page: record each new text of the Inspector's "Tool progress" toasts (one toast per call,
+ * updated in place) and each change of the tools screen's call status, with the milliseconds since
+ * this started. Read back from window.__watched.
+ */
+function watchProgress() {
+  const started = performance.now();
+  const watched = { progress: [], callStatuses: [] };
+  window.__watched = watched;
+  const record = () => {
+    const ms = Math.round(performance.now() - started);
+    const callStatus = document.querySelector('[data-testid="tools-screen"]')?.getAttribute('data-call-status');
+    if (watched.callStatuses.at(-1)?.status !== callStatus) watched.callStatuses.push({ status: callStatus, ms });
+    for (const toast of document.querySelectorAll('.mantine-Notification-root')) {
+      if (toast.querySelector('.mantine-Notification-title')?.textContent !== 'Tool progress') continue;
+      const text = toast.querySelector('.mantine-Notification-description')?.textContent;
+      if (!watched.progress.some((seen) => seen.text === text)) watched.progress.push({ text, callStatus, ms });
+    }
+  };
+  record();
+  new MutationObserver(record).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
 }
 
 async function run(name, action) {
@@ -166,26 +199,34 @@ try {
   });
 
   const screen = page.locator('[data-testid="tools-screen"]');
+  // A tool's entry shows its title (when it has one) and its name, each on a line of its own.
+  const toolEntry = screen.getByRole('button', { name: new RegExp(`(^|\\s)${args.tool.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|\\s)`) });
   await run('list-tools', async () => {
     // The header's Servers/Tools/Prompts/Resources switcher (radio inputs behind their labels).
     const radio = page.getByRole('radio', { name: 'Tools', exact: true });
     const id = await radio.getAttribute('id');
     await page.locator(`label[for="${id}"]`).click();
     await screen.waitFor();
-    await screen.getByRole('button', { name: /get_user_profile/ }).waitFor();
+    await toolEntry.waitFor();
     result.toolCount = Number(await screen.getAttribute('data-tool-count'));
-    result.tools = (await screen.innerText()).match(/^[a-z_]+$/gm);
+    result.tools = (await screen.innerText()).match(/^[a-z][a-z0-9_-]*$/gm);
   });
 
-  await run('call-get_user_profile', async () => {
-    await screen.getByRole('button', { name: /get_user_profile/ }).click();
+  await run(`call-${args.tool}`, async () => {
+    await toolEntry.click();
+    for (const [name, value] of Object.entries(JSON.parse(args.arguments))) {
+      await screen.getByLabel(name, { exact: true }).fill(String(value));
+    }
+    await page.evaluate(watchProgress);
     await page.getByRole('button', { name: 'Execute Tool' }).click();
     await page.locator('[data-testid="tools-screen"]:is([data-call-status="ok"], [data-call-status="error"])').waitFor();
     result.callStatus = await screen.getAttribute('data-call-status');
     if (result.callStatus !== 'ok') throw new Error(`tool call failed: ${await screen.innerText()}`);
+    if (args['expect-output']) await screen.getByText(args['expect-output']).first().waitFor();
     const structured = page.locator('[data-testid="structured-output"]');
-    await structured.filter({ hasText: `"login": "${args.login}"` }).waitFor();
-    result.structuredOutput = await structured.innerText();
+    if (await structured.count()) result.structuredOutput = await structured.innerText();
+    result.output = await screen.innerText();
+    Object.assign(result, await page.evaluate(() => window.__watched));
   });
 
   await finish(0);

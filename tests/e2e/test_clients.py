@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -133,7 +134,9 @@ class Process:
             os.killpg(self.popen.pid, signal.SIGKILL)
 
 
-def wait_until_ready(process: Process, url: str, *, headers: dict[str, str] | None = None, timeout: float = SERVER_START_TIMEOUT) -> None:
+def wait_until_ready(
+    process: Process, url: str, *, headers: dict[str, str] | None = None, timeout: float = SERVER_START_TIMEOUT
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not process.alive():
@@ -311,25 +314,38 @@ def inspector(workdir: Path) -> Iterator[tuple[Process, str]]:
         process.stop()
 
 
+def run_inspector(
+    server: AuthMcp, ui: Process, page_url: str, tmp_path: Path, *, endpoint: str, login: str, name: str, extra: list[str]
+) -> dict[str, Any]:
+    """tests/clients/inspector.mjs against `endpoint`; its result, or a failure with both logs (and
+    the screenshot and the servers' logs kept under tests/e2e/artifacts)."""
+    args = [
+        "--inspector", page_url, "--server", endpoint, "--transport", server.transport, "--login", login,
+        "--artifacts", str(ARTIFACTS), "--chromium", str(CHROMIUM), *extra,
+    ]  # fmt: skip
+    code, result, stderr = run_node("inspector.mjs", args, home=tmp_path / "home", timeout=180)
+    if code != 0:
+        keep_artifacts(name, server.process, ui)
+    context = (
+        f"\nresult: {json.dumps(result, indent=1)[:4000]}\nscript stderr:\n{stderr[-2000:]}"
+        f"\nauth-mcp log:\n{server.process.output()}\nartifacts: {ARTIFACTS}"
+    )
+    assert code == 0 and result is not None, f"Inspector run failed (exit {code}){context}"
+    return result
+
+
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("transport", ["streamable-http", "sse"])
-def test_mcp_inspector_connects_through_consent_and_runs_get_user_profile(browser_tooling: None, tmp_path: Path, transport: str) -> None:
+def test_mcp_inspector_connects_through_consent_and_runs_get_user_profile(
+    browser_tooling: None, tmp_path: Path, transport: str
+) -> None:
     login = f"inspector-{'http' if transport == 'streamable-http' else 'sse'}"
-    name = f"inspector-{transport}"
     with auth_mcp(tmp_path / "server", transport=transport) as server, inspector(tmp_path / "inspector") as (ui, page_url):
-        args = [
-            "--inspector", page_url, "--server", server.endpoint, "--transport", transport, "--login", login,
-            "--artifacts", str(ARTIFACTS), "--chromium", str(CHROMIUM),
-        ]  # fmt: skip
-        code, result, stderr = run_node("inspector.mjs", args, home=tmp_path / "home", timeout=180)
-        if code != 0:
-            keep_artifacts(name, server.process, ui)
-        catalog = json.loads((tmp_path / "inspector" / "catalog.json").read_text())
-        context = (
-            f"\nresult: {json.dumps(result, indent=1)[:4000]}\nscript stderr:\n{stderr[-2000:]}"
-            f"\nauth-mcp log:\n{server.process.output()}\nartifacts: {ARTIFACTS}"
+        extra = ["--expect-output", f'"login": "{login}"']
+        result = run_inspector(
+            server, ui, page_url, tmp_path, endpoint=server.endpoint, login=login, name=f"inspector-{transport}", extra=extra
         )
-        assert code == 0 and result is not None, f"Inspector run failed (exit {code}){context}"
+        catalog = json.loads((tmp_path / "inspector" / "catalog.json").read_text())
 
     # Added through the UI, and so written to the Inspector's catalog.
     assert catalog["mcpServers"]["auth-mcp"]["url"] == server.endpoint, catalog
@@ -338,6 +354,63 @@ def test_mcp_inspector_connects_through_consent_and_runs_get_user_profile(browse
     assert result["toolCount"] == 4 and "get_user_profile" in result["tools"]
     assert result["callStatus"] == "ok"
     assert f'"login": "{login}"' in result["structuredOutput"]
+
+
+# Hidden from everyone by the gateway's policy (it would show the upstream's environment).
+GATEWAY_POLICY = """
+[[upstreams.everything.tools]]
+match = "get-env"
+allow = false
+
+[[upstreams.everything.tools]]
+match = "*"
+"""
+PROGRESS_STEPS = 3
+PROGRESS_SECONDS = 3.0
+
+
+@pytest.mark.timeout(240)
+def test_mcp_inspector_reaches_an_upstream_through_the_gateway_and_sees_progress_as_it_comes(
+    browser_tooling: None, tmp_path: Path
+) -> None:
+    """Inspector at /mcp/everything (server-everything behind the gateway, with a policy): the
+    upstream's own protected resource, consent and the stand-in's login, the upstream's tools less
+    the hidden one, and trigger-long-running-operation, whose progress toasts must show one by one
+    while the call is still pending (a gateway holding the stream back would show them with the result)."""
+    login = "inspector-gateway"
+    with everything(tmp_path / "everything") as upstream:
+        config = tmp_path / "gateway.toml"
+        config.write_text(f'[upstreams.everything]\nurl = "{upstream.url}"\n{GATEWAY_POLICY}')
+        with auth_mcp(tmp_path / "server", gateway_config=config) as server, inspector(tmp_path / "inspector") as (ui, page_url):
+            endpoint = server.issuer + "/mcp/everything"
+            arguments = json.dumps({"duration": PROGRESS_SECONDS, "steps": PROGRESS_STEPS})
+            extra = ["--server-id", "everything", "--tool", "trigger-long-running-operation", "--arguments", arguments,
+                     "--expect-output", "Long running operation completed"]  # fmt: skip
+            result = run_inspector(
+                server, ui, page_url, tmp_path, endpoint=endpoint, login=login, name="inspector-gateway", extra=extra
+            )
+            catalog = json.loads((tmp_path / "inspector" / "catalog.json").read_text())
+
+    assert catalog["mcpServers"]["everything"]["url"] == endpoint, catalog
+    assert "MCP Inspector" in result["consentText"]
+    tools = set(result["tools"])
+    assert {"echo", "get-sum", "trigger-long-running-operation"} <= tools, tools
+    assert "get-env" not in tools and result["toolCount"] == len(tools), tools
+    assert result["callStatus"] == "ok"
+    assert f"Duration: {PROGRESS_SECONDS:g} seconds, Steps: {PROGRESS_STEPS}" in result["output"], result["output"]
+
+    # Every step's toast, in order, each while the call was still pending ...
+    progress = result["progress"]
+    timeline = f"progress toasts {progress}, call status {result['callStatuses']}"
+    expected = [f"{step} / {PROGRESS_STEPS} ({round(100 * step / PROGRESS_STEPS)}%)" for step in range(1, PROGRESS_STEPS + 1)]
+    assert [seen["text"] for seen in progress] == expected, timeline
+    assert all(seen["callStatus"] == "pending" for seen in progress), timeline
+    # ... and spread over the run, as the upstream sent them: a step apart, the first well before the result.
+    step_ms = 1000 * PROGRESS_SECONDS / PROGRESS_STEPS
+    finished = next(change["ms"] for change in result["callStatuses"] if change["status"] == "ok")
+    gaps = [later["ms"] - earlier["ms"] for earlier, later in itertools.pairwise(progress)]
+    assert all(gap >= step_ms / 4 for gap in gaps), timeline
+    assert finished - progress[0]["ms"] >= step_ms, timeline
 
 
 # 3. The conformance suite's authorization-server scenarios --------------------------------------
