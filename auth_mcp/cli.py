@@ -44,7 +44,12 @@ SETTINGS_HELP = (
 
 def _parser() -> argparse.ArgumentParser:
     serving = argparse.ArgumentParser(add_help=False)
-    serving.add_argument("--transport", choices=["streamable-http", "sse"], default=argparse.SUPPRESS, help="MCP transport (default streamable-http, or AUTH_MCP_TRANSPORT)")
+    serving.add_argument(
+        "--transport",
+        choices=["streamable-http", "sse"],
+        default=argparse.SUPPRESS,
+        help="MCP transport (default streamable-http, or AUTH_MCP_TRANSPORT)",
+    )
     serving.add_argument("--host", default=argparse.SUPPRESS, help="address to listen on (default 127.0.0.1, or AUTH_MCP_HOST)")
     serving.add_argument("--port", type=int, default=argparse.SUPPRESS, help="port to listen on (default 8000, or AUTH_MCP_PORT)")
     parser = argparse.ArgumentParser(
@@ -70,7 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     clients = commands.add_parser("clients", help="registered MCP clients")
     client_commands = clients.add_subparsers(dest="clients_command", required=True, metavar="ACTION")
     client_commands.add_parser("list", parents=[as_json], help="list registered clients with their names")
-    delete = client_commands.add_parser("delete", parents=[as_json], help="delete a client and revoke its grants (also at GitHub)")
+    delete = client_commands.add_parser(
+        "delete", parents=[as_json], help="delete a client and revoke its grants (also at GitHub)"
+    )
     delete.add_argument("client_id", metavar="CLIENT_ID")
 
     grants = commands.add_parser("grants", help="people's authorizations of clients")
@@ -365,7 +372,7 @@ def server_config(app: Any, settings: Settings) -> uvicorn.Config:
     """How uvicorn serves the app (tests/support/server.py serves it the same way)."""
     import uvicorn
 
-    from auth_mcp.http.read_deadlines import header_deadline_protocol
+    from auth_mcp.http.read_deadlines import read_deadline_protocol
 
     return uvicorn.Config(
         app,
@@ -377,8 +384,8 @@ def server_config(app: Any, settings: Settings) -> uvicorn.Config:
         timeout_graceful_shutdown=20,
         server_header=False,
         lifespan="on",
-        # Connections that send their headers too slowly are closed (http/read_deadlines.py).
-        http=header_deadline_protocol(settings.header_timeout),
+        # Connections that send their headers or body too slowly are closed (http/read_deadlines.py).
+        http=read_deadline_protocol(settings.header_timeout, settings.body_timeout),
     )
 
 

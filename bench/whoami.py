@@ -270,15 +270,24 @@ def run_wrk(base: str, lua: Path, args: argparse.Namespace, duration: int) -> di
 
 def baseline_app(*, log_level: str = "WARNING"):
     """The no-auth baseline: the SDK's MCPServer with a `whoami` returning a constant WhoAmI,
-    served stateless with JSON responses, as auth-mcp serves its tools."""
+    served stateless with JSON responses, as auth-mcp serves its tools. It describes itself as
+    auth-mcp's server does (name, title, version, website, the tool's title and _meta): the SDK
+    copies that description into every answer, and the same server should pay the same for it."""
     from mcp.server.mcpserver import MCPServer
     from mcp.server.transport_security import TransportSecuritySettings
 
     answer = WhoAmI(login="bench", id=1, client_id="0123456789abcdef0123456789abcdef", client_name="bench",
                     scopes=["read:user"], expires_at=2_000_000_000, expires_at_iso="2033-05-18T03:33:20+00:00")  # fmt: skip
-    mcp = MCPServer("baseline", log_level=log_level)
+    mcp = MCPServer(
+        "auth-mcp",
+        title="GitHub through auth-mcp",
+        instructions="Tools that act on GitHub as the person who signed in.",
+        log_level=log_level,
+        version="0.1.0",
+        website_url="http://127.0.0.1:8000",
+    )
 
-    @mcp.tool(title="Who am I")
+    @mcp.tool(title="Who am I", meta={"io.github.auth-mcp/requiredScopes": ["read:user"]})
     async def whoami() -> WhoAmI:
         """A constant answer."""
         return answer

@@ -51,7 +51,6 @@ from auth_mcp.http.health import healthz, readyz
 from auth_mcp.http.loopback_alias import LoopbackAliasGuard
 from auth_mcp.http.outage import Outage, OutageResponses, Unavailable
 from auth_mcp.http.rate_limit import RateLimit, TokenBuckets, default_limits
-from auth_mcp.http.read_deadlines import BodyReadDeadline
 from auth_mcp.http.routing import Shortcut
 from auth_mcp.scopes import DEFAULT_SCOPE, SUPPORTED_SCOPES
 from auth_mcp.settings import Settings
@@ -67,8 +66,6 @@ __all__ = ["SERVER_LAYERS", "Services", "create_app"]
 # - proxy_headers: the client's address and scheme are settled (from trusted proxies only)
 #   before anything logs or rate-limits by them;
 # - access_log: every request, tool calls included, gets its request id and one log line;
-# - body_deadline: a body that arrives too slowly ends in a 408, logged (being inside
-#   access_log), before any endpoint, the MCP endpoint included, waits on it;
 # - loopback_alias: on a loopback issuer, a request by the other loopback name is told the URL to
 #   use before any route answers it with URLs that name the issuer (logged: inside access_log);
 # - outage: a storage outage anywhere below, tool calls included, is answered 503 with
@@ -78,7 +75,6 @@ SERVER_LAYERS: tuple[str, ...] = (
     "proxy_headers",
     "access_log",
     "loopback_alias",
-    "body_deadline",
     "outage",
     "mcp_shortcut",
 )
@@ -242,8 +238,6 @@ def _server_middleware(core: Core, *, shortcut: Route | None) -> list[Middleware
             if LoopbackAliasGuard.applies(core.settings.issuer)
             else None
         ),
-        # Slow headers are uvicorn's to cut off (cli.server_config); slow bodies ours.
-        "body_deadline": Middleware(BodyReadDeadline, seconds=core.settings.body_timeout),
         "outage": Middleware(OutageResponses, classify=functools.partial(outage_of, clock=core.clock), pages=core.pages),
         "mcp_shortcut": Middleware(Shortcut, route=shortcut) if shortcut is not None else None,
     }

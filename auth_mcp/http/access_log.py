@@ -25,6 +25,7 @@ from auth_mcp.http.headers import request_headers
 from auth_mcp.http.log_writer import LogWriter, record_at
 from auth_mcp.http.logs import request_id
 from auth_mcp.http.metrics import Metrics
+from auth_mcp.http.read_deadlines import BODY_TIMED_OUT
 
 logger = logging.getLogger("auth_mcp.access")
 
@@ -69,6 +70,8 @@ class AccessLog:
             await self._app(scope, receive, send_and_note)
         finally:
             elapsed = perf_counter() - started
+            if BODY_TIMED_OUT in scope:  # answered 408 by the server itself (read_deadlines.py)
+                status = 408
             method = scope["method"]
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             # Label values stay bounded: route templates, known methods, status codes.

@@ -12,16 +12,14 @@ A bad Host gets 421, a bad Origin 403 (MUST in the transport spec), both before 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from auth_mcp.http.headers import request_headers
+from auth_mcp.http.headers import Decisions, request_headers
 from auth_mcp.http.hosts import is_loopback_host
-
-_MAX_DECISIONS = 1024
 
 
 def _origin_of(url: str) -> str:
@@ -51,8 +49,8 @@ class DnsRebindingGuard:
         self._hosts = {own.netloc.lower(), *(h.lower() for h in allowed_hosts)}
         self._origins = {_origin_of(issuer), *(_origin_of(o) for o in allowed_origins)}
         self._loopback_origins_ok = is_loopback_host(own.hostname)
-        self._host_decisions: dict[bytes, bool] = {}
-        self._origin_decisions: dict[bytes, bool] = {}
+        self._host_decisions = Decisions(self.host_allowed)
+        self._origin_decisions = Decisions(self.origin_allowed)
 
     def host_allowed(self, host: str | None) -> bool:
         if not host:
@@ -77,25 +75,13 @@ class DnsRebindingGuard:
             return
         headers = request_headers(scope)
         host, origin = headers.get(b"host"), headers.get(b"origin")
-        if not self._decide(host, self.host_allowed, self._host_decisions):
+        if not self._host_decisions(host):
             await _refuse(scope, receive, send, 421, "Invalid Host header")
             return
-        if origin is not None and not self._decide(origin, self.origin_allowed, self._origin_decisions):
+        if origin is not None and not self._origin_decisions(origin):
             await _refuse(scope, receive, send, 403, "Invalid Origin header")
             return
         await self._app(scope, receive, send)
-
-    @staticmethod
-    def _decide(raw: bytes | None, check: Callable[[str | None], bool], memo: dict[bytes, bool]) -> bool:
-        """`check` on the header value, memoised per raw value (clients repeat the same few)."""
-        if raw is None:
-            return check(None)
-        known = memo.get(raw)
-        if known is None:
-            known = check(raw.decode("latin-1"))
-            if len(memo) < _MAX_DECISIONS:  # bounded: a stranger cannot grow it without end
-                memo[raw] = known
-        return known
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:

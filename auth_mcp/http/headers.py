@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.types import Scope
 
 _MEMO = "auth_mcp.http.headers"
@@ -27,5 +29,36 @@ def request_headers(scope: Scope) -> dict[bytes, bytes]:
 
 def remove_header(scope: Scope, name: bytes) -> None:
     """Take every `name` header out of the request, and out of the mapping above."""
-    scope["headers"] = [header for header in scope["headers"] if header[0] != name]
-    scope.pop(_MEMO, None)
+    raw = scope["headers"]
+    values = request_headers(scope)
+    first = values.get(name)
+    if first is None:
+        return
+    if len(values) == len(raw):
+        # No header name repeats (the common case): the one `name` header goes, copied in C.
+        headers = list(raw)
+        headers.remove((name, first))
+    else:
+        headers = [header for header in raw if header[0] != name]
+    del values[name]
+    scope["headers"] = headers
+    scope[_MEMO] = (headers, values)
+
+
+class Decisions:
+    """`check(value)` of a header, remembered per raw value: clients repeat the same few Host
+    and Origin headers, and parsing one costs more than the rest of a check. Bounded, so that a
+    stranger sending ever new values cannot grow it without end (past the bound: no memo)."""
+
+    def __init__(self, check: Callable[[str | None], bool], *, limit: int = 1024) -> None:
+        self._check = check
+        self._limit = limit
+        self._known: dict[bytes | None, bool] = {}
+
+    def __call__(self, raw: bytes | None) -> bool:
+        known = self._known.get(raw)
+        if known is None:
+            known = self._check(None if raw is None else raw.decode("latin-1"))
+            if len(self._known) < self._limit:
+                self._known[raw] = known
+        return known

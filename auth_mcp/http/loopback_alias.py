@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from auth_mcp.http.headers import request_headers
+from auth_mcp.http.headers import Decisions, request_headers
 from auth_mcp.http.hosts import is_loopback_host
 from auth_mcp.http.negotiation import prefers_html
 
@@ -36,6 +36,7 @@ class LoopbackAliasGuard:
         self._host = (own.hostname or "").lower()
         self._port = own.port or (443 if own.scheme == "https" else 80)
         self._active = is_loopback_host(self._host)
+        self._aliases = Decisions(lambda host: bool(host) and self._is_alias(host or ""))
 
     @staticmethod
     def applies(issuer: str) -> bool:
@@ -55,10 +56,11 @@ class LoopbackAliasGuard:
             await self._app(scope, receive, send)
             return
         headers = request_headers(scope)
-        host = headers.get(b"host", b"").decode("latin-1")
-        if not host or not self._is_alias(host):
+        raw = headers.get(b"host")
+        if not self._aliases(raw):
             await self._app(scope, receive, send)
             return
+        host = (raw or b"").decode("latin-1")
         if scope["method"] in ("GET", "HEAD") and prefers_html(headers.get(b"accept", b"").decode("latin-1")):
             query = scope.get("query_string", b"").decode("latin-1")
             location = self._issuer + scope["path"] + (f"?{query}" if query else "")

@@ -3,7 +3,6 @@ their comments give: each test fails if its two layers are swapped."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import httpx
@@ -19,7 +18,7 @@ SECRET = "layer-tests-share-this-key-" + "k" * 16
 
 
 def test_the_layers_are_the_ones_whose_reasons_are_tested_here() -> None:
-    assert SERVER_LAYERS == ("proxy_headers", "access_log", "loopback_alias", "body_deadline", "outage", "mcp_shortcut")
+    assert SERVER_LAYERS == ("proxy_headers", "access_log", "loopback_alias", "outage", "mcp_shortcut")
     assert MCP_ENDPOINT_LAYERS == ("host_origin", "browser_cors", "bearer", "streams")
 
 
@@ -74,38 +73,6 @@ async def test_access_log_outside_the_mcp_shortcut_tool_calls_get_a_request_id_a
         assert any('"POST /mcp"' in record.getMessage() for record in caplog.records if record.name == "auth_mcp.access")
 
 
-async def test_access_log_outside_body_deadline_a_slow_body_gets_a_logged_408(
-    db_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    async with in_process(database_url=db_url, body_timeout=0.2) as env:
-        scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-            "path": "/token", "raw_path": b"/token", "query_string": b"", "root_path": "",
-            "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/x-www-form-urlencoded")],
-            "client": ("127.0.0.1", 40001), "server": ("127.0.0.1", 8000),
-        }  # fmt: skip
-        sent: list[dict[str, object]] = []
-        first = True
-
-        async def receive() -> dict[str, object]:
-            nonlocal first
-            if first:
-                first = False
-                return {"type": "http.request", "body": b"grant_type=", "more_body": True}
-            await asyncio.Event().wait()  # the rest of the body never comes
-            raise AssertionError("unreachable")
-
-        async def send(message: dict[str, object]) -> None:
-            sent.append(message)
-
-        with caplog.at_level(logging.INFO, logger="auth_mcp.access"):
-            async with asyncio.timeout(10):
-                await env.app(scope, receive, send)
-            env.services.log_writer.flush()
-        assert sent[0]["status"] == 408
-        assert any('"POST /token"' in r.getMessage() and " 408 " in r.getMessage() for r in caplog.records if r.name == "auth_mcp.access")
-
-
 async def test_bearer_before_streams_a_get_without_a_token_is_asked_for_one(db_url: str) -> None:
     async with in_process(database_url=db_url) as env:
         assert (await env.http.get("/mcp", headers={"accept": "text/event-stream"})).status_code == 401
@@ -135,7 +102,9 @@ async def test_access_log_outside_outage_a_503_for_an_outage_is_logged_as_503(ca
                 response = await env.http.post("/register", json={"redirect_uris": ["http://127.0.0.1:1/cb"]})
                 env.services.log_writer.flush()
             assert response.status_code == 503
-            assert any('"POST /register" 503' in record.getMessage() for record in caplog.records if record.name == "auth_mcp.access")
+            assert any(
+                '"POST /register" 503' in record.getMessage() for record in caplog.records if record.name == "auth_mcp.access"
+            )
 
 
 async def test_outage_outside_the_mcp_shortcut_tool_calls_get_503_too() -> None:

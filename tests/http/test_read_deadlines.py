@@ -6,6 +6,9 @@ Measured on main before the deadlines: 1,100 half-sent requests blocked every ne
 from __future__ import annotations
 
 import asyncio
+import logging
+
+import pytest
 
 from tests.support.server import run_server
 
@@ -70,6 +73,51 @@ async def test_a_half_sent_body_gets_408(db_url: str) -> None:
         writer.close()
 
 
+async def test_a_body_timeout_is_logged_as_a_408_without_a_traceback(db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with run_server(database_url=db_url, body_timeout=0.3) as server:
+        reader, writer = await _open(server.port)
+        form = b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 50\r\n\r\ngrant_type="
+        writer.write(b"POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\n" + form)
+        await writer.drain()
+        assert (await _answer(reader)).startswith(b"HTTP/1.1 408")
+        writer.close()
+        server.services.log_writer.flush()
+        await asyncio.sleep(0.2)  # the application's side of the request ends after the 408
+        server.services.log_writer.flush()
+    access = [r.getMessage() for r in caplog.records if r.name == "auth_mcp.access"]
+    assert any('"POST /token" 408' in line for line in access), access
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+
+
+async def test_a_body_that_arrives_whole_with_its_headers_arms_no_timer(db_url: str) -> None:
+    async with run_server(database_url=db_url, body_timeout=0.3) as server:
+        reader, writer = await _open(server.port)
+        body = b"grant_type=x"
+        request = b"POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        writer.write(request + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+        async with asyncio.timeout(WAIT):
+            head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400")
+        await asyncio.sleep(0.5)  # past the body deadline: the connection stays open for the next request
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        assert b"HTTP/1.1 200" in await _answer(reader)
+        writer.close()
+
+
+async def test_a_request_answered_before_its_body_came_is_closed_at_the_body_deadline_without_a_second_answer(
+    db_url: str,
+) -> None:
+    async with run_server(database_url=db_url, body_timeout=0.3) as server:
+        reader, writer = await _open(server.port)
+        writer.write(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{")
+        await writer.drain()
+        answer = await _answer(reader)  # 401 at once (no token), then the close at the deadline
+        assert answer.startswith(b"HTTP/1.1 401") and answer.count(b"HTTP/1.1 ") == 1
+        writer.close()
+
+
 async def test_requests_within_the_deadlines_and_keep_alive_still_work(db_url: str) -> None:
     async with run_server(database_url=db_url, header_timeout=0.5, body_timeout=0.5) as server:
         reader, writer = await _open(server.port)
@@ -79,7 +127,9 @@ async def test_requests_within_the_deadlines_and_keep_alive_still_work(db_url: s
             async with asyncio.timeout(WAIT):
                 head = await reader.readuntil(b"\r\n\r\n")
                 assert head.startswith(b"HTTP/1.1 200")
-                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+                length = int(
+                    next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+                )
                 await reader.readexactly(length)
         writer.close()
 
