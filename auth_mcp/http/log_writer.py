@@ -88,9 +88,17 @@ def _write(batch: list[tuple[Make, Any]]) -> None:
         for make, item in batch:
             try:
                 record = make(item)
-                logging.getLogger(record.name).handle(record)
+                logger = _LOGGERS.get(record.name) or _LOGGERS.setdefault(record.name, logging.getLogger(record.name))
+                logger.handle(record)
             except Exception:  # a broken line must not stop the writer: report it, go on
                 logging.getLogger(__name__).exception("could not write a log line")
+
+
+_LOGGERS: dict[str, logging.Logger] = {}  # getLogger() takes a lock each time
+# Per logger, the attributes every record of the writer shares. LogRecord() works out a dozen of
+# them (file and module names from a path, thread and process names) on each call, which cost
+# more than formatting the line: a record here is a copy of these, plus its own values.
+_TEMPLATES: dict[str, dict[str, Any]] = {}
 
 
 def record_at(
@@ -98,8 +106,15 @@ def record_at(
 ) -> logging.LogRecord:
     """An INFO record as `logger.info(msg, *args, extra=fields)` would have made it at `created`,
     in the request `request_id`: for `make` functions, which run later on the writer thread."""
-    record = logger.makeRecord(logger.name, logging.INFO, "(log writer)", 0, msg, args, None, extra=fields)
-    record.created = created
-    record.msecs = int((created - int(created)) * 1000) + 0.0
-    record.request_id = request_id
+    template = _TEMPLATES.get(logger.name)
+    if template is None:
+        made = logger.makeRecord(logger.name, logging.INFO, "(log writer)", 0, "", (), None)
+        template = _TEMPLATES.setdefault(logger.name, dict(made.__dict__))
+    record = logging.LogRecord.__new__(logging.LogRecord)
+    attributes = record.__dict__
+    attributes.update(template)
+    attributes.update(fields)
+    attributes["msg"], attributes["args"], attributes["request_id"] = msg, args, request_id
+    attributes["created"], attributes["msecs"] = created, (created - int(created)) * 1000
+    attributes["relativeCreated"] = (created - logging._startTime) * 1000  # type: ignore[attr-defined]
     return record
