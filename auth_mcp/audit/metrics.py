@@ -3,6 +3,8 @@ names (plus "builtin") and the four outcomes; never a tool, a person or a client
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter
 
 from auth_mcp.audit.events import AuditEvent
@@ -32,13 +34,23 @@ class AuditMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
         registry.register(self.latency)
+        # Per (upstream, outcome): the labelled children, found once (labels() validates and locks).
+        self._children: dict[tuple[str, str], tuple[Any, Any, tuple[str]]] = {}
         self.dropped = Counter(
             "auth_mcp_audit_events_dropped", "Audit events dropped because the database stayed unreachable", registry=registry
         )
 
     def observe(self, event: AuditEvent) -> None:
-        upstream = event.upstream if event.upstream in self._upstreams else "other"
-        self.calls.labels(upstream, event.outcome).inc()
-        if event.outcome != "ok":
-            self.failures.labels(upstream).inc()
-        self.latency.observe((upstream,), event.latency_ms / 1000)
+        key = (event.upstream, event.outcome)
+        children = self._children.get(key)
+        if children is None:
+            upstream = event.upstream if event.upstream in self._upstreams else "other"
+            failures = self.failures.labels(upstream) if event.outcome != "ok" else None
+            children = self._children[key] = (self.calls.labels(upstream, event.outcome), failures, (upstream,))
+            if len(self._children) > 4 * (len(self._upstreams) + 1) * 4:  # names outside the config: no memo
+                del self._children[key]
+        calls, failures, labels = children
+        calls.inc()
+        if failures is not None:
+            failures.inc()
+        self.latency.observe(labels, event.latency_ms / 1000)
