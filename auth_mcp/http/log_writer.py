@@ -84,12 +84,12 @@ class LogWriter:
 
 
 def _write(batch: list[tuple[Make, Any]]) -> None:
-    with batched():
+    with batched() as handle:
         for make, item in batch:
             try:
                 record = make(item)
                 logger = _LOGGERS.get(record.name) or _LOGGERS.setdefault(record.name, logging.getLogger(record.name))
-                logger.handle(record)
+                handle(logger, record)
             except Exception:  # a broken line must not stop the writer: report it, go on
                 logging.getLogger(__name__).exception("could not write a log line")
 
