@@ -58,7 +58,7 @@ REDIRECT_URI = "http://127.0.0.1:9/cb"
 MODES = {"defaults": "INFO", "warning": "WARNING"}
 TARGET_RATIO = {"defaults": 0.90, "warning": 0.95}
 MAX_HOPS = 20
-START_TIMEOUT = 30.0
+START_TIMEOUT = 60.0
 
 CALL_HEADERS = {
     "Content-Type": "application/json",
@@ -116,6 +116,7 @@ def server(cmd: list[str], env: dict[str, str], workdir: Path, port: int, pids: 
         proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_pin(SERVER_CPUS))
     if pids is not None:
         pids.append(proc.pid)
+    SERVER_PIDS[base] = proc.pid
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -253,7 +254,29 @@ def _pin(cpus: set[int] | None):
     return None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
 
 
+SERVER_PIDS: dict[str, int] = {}  # base URL -> the server's process, whose CPU time run_wrk reads
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process, all its threads (the log writer's included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 def run_wrk(base: str, lua: Path, args: argparse.Namespace, duration: int) -> dict:
+    """One wrk run; besides wrk's figures, the server's CPU time per request (µs), which a busy
+    machine disturbs far less than throughput: the server does the same work per request whoever
+    else wants the core."""
+    pid = SERVER_PIDS.get(base)
+    cpu_before = cpu_seconds(pid) if pid else 0.0
+    result = _wrk(base, lua, args, duration)
+    if pid and result["requests"]:
+        result["cpu_us_per_request"] = (cpu_seconds(pid) - cpu_before) / result["requests"] * 1e6
+    return result
+
+
+def _wrk(base: str, lua: Path, args: argparse.Namespace, duration: int) -> dict:
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(lua)]
     out = subprocess.run([*cmd, base + "/mcp"], capture_output=True, text=True, timeout=duration + 60, check=False,
                          preexec_fn=_pin(LOAD_CPUS))  # fmt: skip
@@ -339,6 +362,10 @@ def report(rounds: list[dict], args: argparse.Namespace, started: str) -> int:
               f"{d['p50_ms']:5.1f} / {d['p99_ms']:5.1f} | {w['p50_ms']:5.1f} / {w['p99_ms']:5.1f} | "
               f"{n['p50_ms']:5.1f} / {n['p99_ms']:5.1f}")  # fmt: skip
     met = {mode: medians[mode] >= TARGET_RATIO[mode] for mode in MODES}
+    cpu = {mode: statistics.median(pair[f"cpu_ratio_{mode}"] for pair in rounds) for mode in MODES}
+    per_request = {side: statistics.median(pair[side]["cpu_us_per_request"] for pair in rounds) for side in (*MODES, "noauth")}
+    print("server CPU per request (median, µs): " + ", ".join(f"{side} {us:.0f}" for side, us in per_request.items()))
+    print("CPU ratios (no-auth CPU per request / auth-mcp's, median): " + ", ".join(f"{m} {r:.3f}" for m, r in cpu.items()))
     for mode, level in MODES.items():
         print(f"median ratio, {mode} (log level {level}) on {args.database}, {len(rounds)} rounds: {medians[mode]:.3f} "
               f"(target >= {TARGET_RATIO[mode]}: {'met' if met[mode] else 'NOT met'})")  # fmt: skip
@@ -358,6 +385,8 @@ def report(rounds: list[dict], args: argparse.Namespace, started: str) -> int:
         "baseline": "MCPServer, stateless JSON, uvloop + httptools, gc.freeze() after start-up, no access log",
         "rounds": rounds,
         "median_ratio": medians,
+        "median_cpu_ratio": cpu,
+        "median_cpu_us_per_request": per_request,
         "target_ratio": TARGET_RATIO,
         "target_met": met,
         "pinned": {"servers": sorted(SERVER_CPUS) if SERVER_CPUS else None, "wrk": sorted(LOAD_CPUS) if LOAD_CPUS else None},
@@ -429,6 +458,7 @@ def run(args: argparse.Namespace, started: str) -> int:
             pair = {side: run_wrk(servers[side], lua[side], args, args.duration) for side in (*MODES, "noauth")}
             for mode in MODES:
                 pair[f"ratio_{mode}"] = pair[mode]["rps"] / pair["noauth"]["rps"]
+                pair[f"cpu_ratio_{mode}"] = pair["noauth"]["cpu_us_per_request"] / pair[mode]["cpu_us_per_request"]
             rounds.append(pair)
             print(f"round {i + 1}: defaults {pair['defaults']['rps']:7.1f}, WARNING {pair['warning']['rps']:7.1f}, "
                   f"no-auth {pair['noauth']['rps']:7.1f} req/s; ratios {pair['ratio_defaults']:.3f} / "

@@ -89,7 +89,8 @@ def scoped_tool(*, scopes: tuple[str, ...], title: str) -> Callable[[Callable[P,
     def declare(fn: Callable[P, Awaitable[R]]) -> ToolSpec:
         @functools.wraps(fn)
         async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-            missing = [scope for scope in scopes if scope not in caller().scopes]
+            granted = caller().scopes
+            missing = [scope for scope in scopes if scope not in granted]
             if missing:
                 raise ToolError(f"insufficient_scope: this tool needs {' '.join(missing)}; authorize again with it")
             try:
