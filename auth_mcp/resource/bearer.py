@@ -105,9 +105,12 @@ class BearerGuard:
             self._metrics.tokens_refused.labels("missing").inc()
             await self._refuse(scope, receive, send, 401, error=None, description="Authentication required")
             return
-        if self._failures is not None and await self._over_budget(self._failures, scope, receive, send, token):
-            return
-        verified = await self._verifier.verify(token)
+        verified = self._verifier.fresh(token)
+        if verified is None:
+            # Not cached: verifying may cost a database query, which unknown tokens pay for.
+            if self._failures is not None and await self._over_budget(self._failures, scope, receive, send, token):
+                return
+            verified = await self._verifier.verify(token)
         if verified is None:
             if self._failures is not None:
                 self._failures.spend(scope)

@@ -140,3 +140,24 @@ async def test_unknown_tokens_are_remembered_briefly_and_boundedly(db_url: str) 
         reads = store.reads
         assert await verifier.verify("amcp_at_unknown-a") is None
         assert store.reads == reads + 1
+
+
+async def test_the_hot_path_answer_is_only_ever_a_fresh_unexpired_unrevoked_cached_one(db_url: str) -> None:
+    """`fresh()` answers the bearer guard without a query: never for a token not cached, past
+    the cache's lifetime, past the token's expiry, or of a grant forgotten by a revocation."""
+    async with in_process(database_url=db_url) as env:
+        _, issued = await login(env, login="ann")
+        verifier, store = own_verifier(env, max_age=30)
+        token = issued.access_token
+        assert verifier.fresh(token) is None and store.reads == 0  # not cached: no query either
+        verified = await verifier.verify(token)
+        assert verified is not None and verifier.fresh(token) is verified
+        verifier.forget_grant(verified.token.grant_id)  # a revocation notice
+        assert verifier.fresh(token) is None
+        assert await verifier.verify(token) is not None  # cached again
+        env.clock.advance(31)  # past the cache's lifetime
+        assert verifier.fresh(token) is None
+        verified = await verifier.verify(token)
+        assert verified is not None and verified.token.expires_at is not None
+        env.clock.advance(verified.token.expires_at - env.clock.now())  # its expiry, within the cache's lifetime
+        assert verifier.fresh(token) is None and await verifier.verify(token) is None
