@@ -41,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: `bench` and `tests` are importable
 
+import bench.whoami  # noqa: E402
 from bench.gateway import EXPECTED, call_body, call_headers, upstream_app  # noqa: E402
 from bench.instructions import WARMUP, _call, _count  # noqa: E402
 from bench.whoami import free_port, server  # noqa: E402
@@ -113,6 +114,7 @@ def main() -> int:
         workdir = Path(tmp)
         (workdir / "upstream").mkdir()
         port = free_port()
+        bench.whoami.START_TIMEOUT = 120.0  # importing the SDK takes long on a busy machine
         cmd = [sys.executable, str(ROOT / "bench" / "gateway.py"), "--serve-upstream", str(port)]
         with server(cmd, dict(os.environ), workdir / "upstream", port) as base:
             upstream_url = base + "/mcp"
