@@ -14,8 +14,10 @@ bench/instructions.py does (and with its helpers), for the call bench/gateway.py
 - direct: that same upstream app (the SDK's MCPServer with `echo`, stateless, JSON answers, no
   auth), in process, called the same way at `/mcp`.
 
-Per app, two processes under callgrind with the same set-up and warm-up, one serving N more
-requests; the difference divided by N is one call. Neither figure includes the HTTP server
+Per app, two processes under callgrind with the same set-up and warm-up, then one serving N
+requests and one none, counted only from just before those requests to just after them
+(`instrument` in bench/instructions.py: the set-up runs uninstrumented, which makes a count take
+minutes rather than half an hour on a busy machine); the difference divided by N is one call. Neither figure includes the HTTP server
 (uvicorn) in front of the app, which both pay alike per request, nor the kernel's work. On cores
 of their own, the gateway keeps pace with the upstream while its figure stays below the
 upstream's (the "direct" figure plus the cost of a Python HTTP client per call).
@@ -43,7 +45,7 @@ sys.path.insert(0, str(ROOT))  # run as a script: `bench` and `tests` are import
 
 import bench.whoami  # noqa: E402
 from bench.gateway import EXPECTED, call_body, call_headers, upstream_app  # noqa: E402
-from bench.instructions import WARMUP, _call, _count  # noqa: E402
+from bench.instructions import WARMUP, _call, _count, instrument  # noqa: E402
 from bench.whoami import free_port, server  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -70,8 +72,10 @@ async def _serve(which: str, requests: int, upstream_url: str | None) -> None:
             await _call(app, headers, path=path, body=BODY, expect=EXPECTED.encode())
         gc.collect()
         gc.freeze()
+        instrument(True)
         for _ in range(requests):
             await _call(app, headers, path=path, body=BODY, expect=EXPECTED.encode())
+        instrument(False)
 
     if which == "direct":
         app = upstream_app()
@@ -122,7 +126,7 @@ def main() -> int:
             def count(run: tuple[str, int]) -> int:
                 which, n = run
                 extra = (upstream_url,) if which == "gateway" else ()
-                return _count(which, n, workdir, script=__file__, extra=extra)
+                return _count(which, n, workdir, script=__file__, extra=extra, from_marks=True)
 
             with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
                 counts = dict(zip(runs, pool.map(count, runs), strict=True))
