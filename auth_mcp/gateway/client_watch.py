@@ -5,8 +5,9 @@
 
 While the block runs, one asyncio task waits for the client's `http.disconnect` and then cancels
 the request's task; the block swallows that cancellation (and only that one) and ends. Plain
-asyncio rather than an anyio task group: on the gateway's hot path the task group, its cancel
-scope and its cancellation cost nearly as much CPU as aiohttp's whole upstream request.
+asyncio rather than an anyio task group: with the task group, its cancel scope and its
+cancellation, a forwarded call cost 1.66 M instructions, without them 1.29 M
+(bench/gateway_instructions.py).
 
 Cancellation is counted (Python 3.11 `Task.cancel`/`uncancel`): a cancellation from anyone else
 (the server shutting down, an enclosing deadline) goes on after the block as it came.
