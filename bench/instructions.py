@@ -41,16 +41,18 @@ from bench.whoami import CALL_BODY, CALL_HEADERS, RESULTS, baseline_app  # noqa:
 WARMUP = 150  # requests both processes of a pair serve before their counts start to differ
 
 
-def _scope(headers: dict[str, str]) -> dict:
+def _scope(headers: dict[str, str], path: str, body: bytes) -> dict:
     raw = [(b"host", b"127.0.0.1:8000"), *((k.lower().encode(), v.encode()) for k, v in headers.items())]
-    raw.append((b"content-length", str(len(CALL_BODY)).encode()))
+    raw.append((b"content-length", str(len(body)).encode()))
     return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-            "path": "/mcp", "raw_path": b"/mcp", "query_string": b"", "root_path": "", "headers": raw,
+            "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": raw,
             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000), "state": {}}  # fmt: skip
 
 
-async def _call(app, headers: dict[str, str]) -> None:
-    body, delivered, sent = CALL_BODY.encode(), False, []
+async def _call(app, headers: dict[str, str], *, path: str = "/mcp", body: bytes = CALL_BODY.encode(),
+                expect: bytes = b'"isError":false') -> None:  # fmt: skip
+    """One POST straight to the ASGI app; exits unless it answers 200 with `expect` in the body."""
+    delivered, sent = False, []
 
     async def receive() -> dict:
         nonlocal delivered
@@ -62,9 +64,9 @@ async def _call(app, headers: dict[str, str]) -> None:
     async def send(message: dict) -> None:
         sent.append(message)
 
-    await app(_scope(headers), receive, send)
-    if sent[0]["status"] != 200 or b'"isError":false' not in sent[1]["body"]:
-        raise SystemExit(f"whoami failed: {sent}")
+    await app(_scope(headers, path, body), receive, send)
+    if sent[0]["status"] != 200 or expect not in sent[1]["body"]:
+        raise SystemExit(f"{path} failed: {sent}")
 
 
 async def _serve(which: str, requests: int) -> None:
@@ -92,16 +94,33 @@ async def _serve(which: str, requests: int) -> None:
             await loop(env.app, {**CALL_HEADERS, "Authorization": f"Bearer {tokens.access_token}"})
 
 
-def _count(which: str, requests: int, workdir: Path) -> int:
+def _count(
+    which: str, requests: int, workdir: Path, script: str = __file__, extra: tuple[str, ...] = (), *, from_marks: bool = False
+) -> int:
+    """Instructions of `script --serve which requests [extra]` under callgrind. With `from_marks`
+    only those between the script's `instrument(True)` and `instrument(False)` are counted, and
+    the set-up before runs uninstrumented, several times faster (a busy machine then still
+    finishes a count in minutes)."""
     out = workdir / f"callgrind-{which}-{requests}.out"
-    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__, "--serve", which, str(requests)]
+    marks = ["--instr-atstart=no"] if from_marks else []
+    cmd = ["valgrind", "--tool=callgrind", *marks, f"--callgrind-out-file={out}", sys.executable, script, "--serve", which, str(requests), *extra]  # fmt: skip
     # Same hash seed in every process, so dict and set layouts (and their costs) match.
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800, check=False)
+    env = {**os.environ, "PYTHONHASHSEED": "0", MARKS_ENV: "1" if from_marks else ""}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600, check=False)
     found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode != 0 or not found:
         raise SystemExit(f"callgrind run failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return int(found.group(1))
+
+
+MARKS_ENV = "AUTH_MCP_BENCH_CALLGRIND_MARKS"
+
+
+def instrument(on: bool) -> None:
+    """Inside a `_count(..., from_marks=True)` run: switch callgrind's counting on or off for this
+    process (callgrind_control, through valgrind's gdbserver). Elsewhere, nothing."""
+    if os.environ.get(MARKS_ENV):
+        subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(os.getpid())], capture_output=True, check=True)
 
 
 def main() -> int:

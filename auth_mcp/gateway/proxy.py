@@ -24,10 +24,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-import anyio
 from mcp.shared.inbound import decode_header_value
 from starlette.types import Message, Receive, Scope, Send
 
+from auth_mcp.gateway.client_watch import ClientGone
 from auth_mcp.gateway.config import Upstream
 from auth_mcp.gateway.crossing import to_client, to_upstream
 from auth_mcp.gateway.identity import Caller, IdentityTokens
@@ -201,10 +201,9 @@ class UpstreamProxy:
         send: Send,
         exchange: ToolExchange | None,
     ) -> UpstreamFailure | None:
-        """Send the request and relay the answer; cancelled as soon as the client disconnects."""
-        failure: UpstreamFailure | None = None
-        async with anyio.create_task_group() as group:
-            group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+        """Send the request and relay the answer; cancelled as soon as the client disconnects
+        (then None: nobody is left to answer)."""
+        async with ClientGone(receive):
             try:
                 response = await self._send(method, headers, body)
                 try:
@@ -213,9 +212,8 @@ class UpstreamProxy:
                 finally:
                     response.close()  # a no-op after release; otherwise the connection is dropped
             except UpstreamFailure as raised:
-                failure = raised
-            group.cancel_scope.cancel()
-        return failure
+                return raised
+        return None
 
     async def _send(self, method: str, headers: list[tuple[str, str]], body: bytes) -> aiohttp.ClientResponse:
         session = self._http.session()
@@ -310,14 +308,6 @@ def _caller(token: Any) -> Caller:
         client_id=token.client_id,
         scopes=tuple(token.scopes),
     )
-
-
-async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            scope.cancel()
-            return
 
 
 async def _read_body(receive: Receive, limit: int, headers: list[tuple[bytes, bytes]]) -> bytes | None:
