@@ -8,17 +8,20 @@ concurrent requests (in one process or on two replicas) can never both succeed.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import fields
 from typing import Any, Literal, Protocol, TypeVar
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import Executable, and_, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from auth_mcp.clock import Clock
 from auth_mcp.storage import schema as s
 from auth_mcp.storage.availability import StorageUnavailable, WriteHealth, describe, is_outage
+from auth_mcp.storage.engine import without_ping
 from auth_mcp.storage.records import (
     AccessTokenRecord,
     ClientRecord,
@@ -30,6 +33,8 @@ from auth_mcp.storage.records import (
     RefreshTokenRecord,
     TokenPair,
 )
+
+logger = logging.getLogger(__name__)
 
 # Registrations that never completed an authorization are deleted after this long.
 UNUSED_CLIENT_TTL = 24 * 3600
@@ -100,6 +105,9 @@ class SqlStore:
 
     def __init__(self, *, engine: AsyncEngine, clock: Clock) -> None:
         self._engine = engine
+        # PostgreSQL reads run outside a transaction (see `_read`); SQLite's stay as they were.
+        postgres = engine.dialect.name == "postgresql"
+        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else engine
         self._clock = clock
         self.health = WriteHealth(clock=clock)
 
@@ -120,16 +128,39 @@ class SqlStore:
             raise StorageUnavailable(describe(exc)) from exc
         self.health.write_succeeded()
 
-    @contextlib.asynccontextmanager
-    async def _reading(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads; an outage becomes `StorageUnavailable`."""
+    async def _read(self, query: Executable) -> Sequence[Row[Any]]:
+        """The rows of one read-only statement; an outage becomes `StorageUnavailable`.
+
+        On PostgreSQL this is one round trip (a token lookup's whole cost when it is not cached):
+        the statement runs on its own, outside a transaction (autocommit: no BEGIN and ROLLBACK
+        around it; one statement sees one snapshot either way), on a pooled connection that is
+        not pinged first (engine.without_ping). A pooled connection the server has closed since
+        (a database restart, an idle connection ended) fails; SQLAlchemy then drops every
+        connection pooled before the failure, and the read runs once more on a new connection
+        (running a read twice is harmless). One statement per call: outside a transaction, two
+        statements could see two different states of the database.
+        """
         try:
-            async with self._engine.connect() as conn:
-                yield conn
+            try:
+                return await self._read_once(query)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                logger.info("a pooled database connection was closed (%s); reading again on a new one", describe(exc))
+                return await self._read_once(query)
         except Exception as exc:
             if not is_outage(exc):
                 raise
             raise StorageUnavailable(describe(exc)) from exc
+
+    async def _read_once(self, query: Executable) -> Sequence[Row[Any]]:
+        with without_ping():
+            async with self._reader.connect() as conn:
+                return (await conn.execute(query)).all()
+
+    async def _read_one(self, query: Executable) -> Row[Any] | None:
+        rows = await self._read(query)
+        return rows[0] if rows else None
 
     async def probe_write(self) -> bool:
         """Whether a write commits now (the readiness check asks).
@@ -161,15 +192,13 @@ class SqlStore:
         return evicted
 
     async def get_client(self, client_id: str) -> ClientRecord | None:
-        async with self._reading() as conn:
-            row = (await conn.execute(select(s.clients).where(s.clients.c.client_id == client_id))).first()
+        row = await self._read_one(select(s.clients).where(s.clients.c.client_id == client_id))
         if row is None:
             return None
         return _client(row)
 
     async def list_clients(self) -> list[ClientRecord]:
-        async with self._reading() as conn:
-            rows = (await conn.execute(select(s.clients).order_by(s.clients.c.created_at))).all()
+        rows = await self._read(select(s.clients).order_by(s.clients.c.created_at))
         return [_client(row) for row in rows]
 
     async def delete_client(self, client_id: str) -> list[str]:
@@ -206,8 +235,7 @@ class SqlStore:
 
     async def get_pending(self, request_hash: str) -> PendingAuthorization | None:
         table = s.pending_authorizations
-        async with self._reading() as conn:
-            row = (await conn.execute(select(table).where(table.c.request_hash == request_hash))).first()
+        row = await self._read_one(select(table).where(table.c.request_hash == request_hash))
         return None if row is None else _pending(row)
 
     async def approve_pending(
@@ -276,16 +304,14 @@ class SqlStore:
             )
 
     async def get_grant(self, grant_id: str) -> Grant | None:
-        async with self._reading() as conn:
-            row = (await conn.execute(select(s.grants).where(s.grants.c.grant_id == grant_id))).first()
+        row = await self._read_one(select(s.grants).where(s.grants.c.grant_id == grant_id))
         return None if row is None else _grant(row)
 
     async def list_grants(self, *, github_user_id: int | None = None) -> list[Grant]:
         query = select(s.grants).order_by(s.grants.c.created_at)
         if github_user_id is not None:
             query = query.where(s.grants.c.github_user_id == github_user_id)
-        async with self._reading() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._read(query)
         return [_grant(row) for row in rows]
 
     async def last_token_issued(self, grant_ids: Sequence[str]) -> dict[str, int]:
@@ -300,8 +326,7 @@ class SqlStore:
             .where(table.c.grant_id.in_(list(grant_ids)))
             .group_by(table.c.grant_id)
         )
-        async with self._reading() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._read(query)
         return {grant_id: int(created_at) for grant_id, created_at in rows}
 
     async def update_github_credentials(self, grant_id: str, credentials: GitHubCredentials) -> bool:
@@ -351,8 +376,7 @@ class SqlStore:
 
     async def get_code(self, code_hash: str) -> CodeRecord | None:
         table = s.authorization_codes
-        async with self._reading() as conn:
-            row = (await conn.execute(select(table).where(table.c.code_hash == code_hash))).first()
+        row = await self._read_one(select(table).where(table.c.code_hash == code_hash))
         return None if row is None else _code(row)
 
     async def consume_code(self, code_hash: str, tokens: TokenPair, *, client_id: str) -> bool:
@@ -388,16 +412,14 @@ class SqlStore:
             .join(g, g.c.grant_id == at.c.grant_id)
             .where(at.c.token_hash == token_hash)
         )
-        async with self._reading() as conn:
-            row = (await conn.execute(query)).first()
+        row = await self._read_one(query)
         if row is None:
             return None
         return _record(AccessTokenRecord, row)
 
     async def get_refresh_token(self, token_hash: str) -> RefreshTokenRecord | None:
         table = s.refresh_tokens
-        async with self._reading() as conn:
-            row = (await conn.execute(select(table).where(table.c.token_hash == token_hash))).first()
+        row = await self._read_one(select(table).where(table.c.token_hash == token_hash))
         if row is None:
             return None
         return _record(RefreshTokenRecord, row)
