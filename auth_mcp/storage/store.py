@@ -322,12 +322,12 @@ class SqlStore:
             return {}
         table = s.refresh_tokens
         query = (
-            select(table.c.grant_id, func.max(table.c.created_at))
+            select(table.c.grant_id, func.max(table.c.created_at).label("last_issued"))
             .where(table.c.grant_id.in_(list(grant_ids)))
             .group_by(table.c.grant_id)
         )
         rows = await self._read(query)
-        return {grant_id: int(created_at) for grant_id, created_at in rows}
+        return {row.grant_id: int(row.last_issued) for row in rows}
 
     async def update_github_credentials(self, grant_id: str, credentials: GitHubCredentials) -> bool:
         async with self._writing() as conn:
