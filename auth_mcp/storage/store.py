@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import fields
 from typing import Any, Literal, Protocol, TypeVar
 
-from sqlalchemy import Executable, and_, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import Executable, and_, bindparam, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -42,6 +42,25 @@ UNUSED_CLIENT_TTL = 24 * 3600
 _PURGE_BATCH = 1000
 
 StateOutcome = Literal["ok", "used", "unknown"]
+
+# The lookups of every tool call that misses a cache, built once: building a Select and its
+# cache key on each call costs the client more CPU than PostgreSQL spends answering it.
+_ACCESS_TOKEN_BY_HASH = (
+    select(
+        s.access_tokens.c.token_hash,
+        s.access_tokens.c.grant_id,
+        s.access_tokens.c.client_id,
+        s.access_tokens.c.scopes,
+        s.access_tokens.c.resource,
+        s.access_tokens.c.expires_at,
+        s.grants.c.client_name,
+        s.grants.c.github_user_id,
+        s.grants.c.github_login,
+    )
+    .join(s.grants, s.grants.c.grant_id == s.access_tokens.c.grant_id)
+    .where(s.access_tokens.c.token_hash == bindparam("token_hash"))
+)
+_GRANT_BY_ID = select(s.grants).where(s.grants.c.grant_id == bindparam("grant_id"))
 
 
 class Store(Protocol):
@@ -128,7 +147,7 @@ class SqlStore:
             raise StorageUnavailable(describe(exc)) from exc
         self.health.write_succeeded()
 
-    async def _read(self, query: Executable) -> Sequence[Row[Any]]:
+    async def _read(self, query: Executable, params: Mapping[str, Any] | None = None) -> Sequence[Row[Any]]:
         """The rows of one read-only statement; an outage becomes `StorageUnavailable`.
 
         On PostgreSQL this is one round trip (a token lookup's whole cost when it is not cached):
@@ -142,24 +161,24 @@ class SqlStore:
         """
         try:
             try:
-                return await self._read_once(query)
+                return await self._read_once(query, params)
             except DBAPIError as exc:
                 if not exc.connection_invalidated:
                     raise
                 logger.info("a pooled database connection was closed (%s); reading again on a new one", describe(exc))
-                return await self._read_once(query)
+                return await self._read_once(query, params)
         except Exception as exc:
             if not is_outage(exc):
                 raise
             raise StorageUnavailable(describe(exc)) from exc
 
-    async def _read_once(self, query: Executable) -> Sequence[Row[Any]]:
+    async def _read_once(self, query: Executable, params: Mapping[str, Any] | None) -> Sequence[Row[Any]]:
         with without_ping():
             async with self._reader.connect() as conn:
-                return (await conn.execute(query)).all()
+                return (await conn.execute(query, params)).all()
 
-    async def _read_one(self, query: Executable) -> Row[Any] | None:
-        rows = await self._read(query)
+    async def _read_one(self, query: Executable, params: Mapping[str, Any] | None = None) -> Row[Any] | None:
+        rows = await self._read(query, params)
         return rows[0] if rows else None
 
     async def probe_write(self) -> bool:
@@ -304,7 +323,7 @@ class SqlStore:
             )
 
     async def get_grant(self, grant_id: str) -> Grant | None:
-        row = await self._read_one(select(s.grants).where(s.grants.c.grant_id == grant_id))
+        row = await self._read_one(_GRANT_BY_ID, {"grant_id": grant_id})
         return None if row is None else _grant(row)
 
     async def list_grants(self, *, github_user_id: int | None = None) -> list[Grant]:
@@ -396,23 +415,7 @@ class SqlStore:
         return True
 
     async def get_access_token(self, token_hash: str) -> AccessTokenRecord | None:
-        at, g = s.access_tokens, s.grants
-        query = (
-            select(
-                at.c.token_hash,
-                at.c.grant_id,
-                at.c.client_id,
-                at.c.scopes,
-                at.c.resource,
-                at.c.expires_at,
-                g.c.client_name,
-                g.c.github_user_id,
-                g.c.github_login,
-            )
-            .join(g, g.c.grant_id == at.c.grant_id)
-            .where(at.c.token_hash == token_hash)
-        )
-        row = await self._read_one(query)
+        row = await self._read_one(_ACCESS_TOKEN_BY_HASH, {"token_hash": token_hash})
         if row is None:
             return None
         return _record(AccessTokenRecord, row)
