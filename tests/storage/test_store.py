@@ -185,7 +185,6 @@ async def test_purging_removes_only_what_expired(store: SqlStore) -> None:
     assert await store.get_client("unused") is None
 
 
-
 async def test_the_last_token_issued_is_the_newest_pair_of_each_grant(store: SqlStore) -> None:
     first = await issued(store, "1", grant_id="g1")
     await issued(store, "2", grant_id="g2")
@@ -193,6 +192,7 @@ async def test_the_last_token_issued_is_the_newest_pair_of_each_grant(store: Sql
     assert await store.rotate_refresh_token(first.refresh_hash, pair("1b"))
     assert await store.last_token_issued(["g1", "g2", "unknown"]) == {"g1": NOW + 60, "g2": NOW}
     assert await store.last_token_issued([]) == {}
+
 
 # PostgreSQL connections: what a read costs, and reads and writes across a database restart --------
 
