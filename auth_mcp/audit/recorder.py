@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from auth_mcp.audit.events import AuditEvent
 from auth_mcp.audit.metrics import AuditMetrics
 from auth_mcp.http.log_writer import LogWriter, record_at
+from auth_mcp.storage.availability import describe, is_outage
 
 logger = logging.getLogger("auth_mcp.audit")
 _own_logger = logging.getLogger(__name__ + ".writer")
@@ -135,8 +136,11 @@ class AuditRecorder:
             self._wake.clear()
             try:
                 await self.flush()
-            except Exception:
-                _own_logger.exception("writing %d audit events failed; retrying", len(self._unwritten))
+            except Exception as exc:
+                if not is_outage(exc):
+                    _own_logger.exception("writing %d audit events failed; retrying", len(self._unwritten))
+                else:  # the database is down or full: one line, like every request refused meanwhile
+                    _own_logger.warning("writing %d audit events failed, retrying: %s", len(self._unwritten), describe(exc))
 
 
 def _log_record(event: AuditEvent) -> logging.LogRecord:

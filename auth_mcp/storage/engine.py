@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy import exc as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -15,6 +18,9 @@ from auth_mcp.storage.database_url import normalise_database_url, postgres_conne
 
 # asyncpg's own default; a provider URL's connect_timeout replaces it.
 POSTGRES_CONNECT_TIMEOUT = 60.0
+
+# Whether a connection taken from the PostgreSQL pool is pinged first (see `without_ping`).
+_ping_checkouts: ContextVar[bool] = ContextVar("auth_mcp_ping_checkouts", default=True)
 
 
 def create_engine(database_url: str) -> AsyncEngine:
@@ -27,7 +33,10 @@ def create_engine(database_url: str) -> AsyncEngine:
 
     PostgreSQL: asyncpg connects with the URL as a libpq DSN, which it parses itself, so that
     sslmode, sslrootcert and the other libpq parameters mean what they mean to libpq
-    (SQLAlchemy would pass them to asyncpg as unknown keyword arguments).
+    (SQLAlchemy would pass them to asyncpg as unknown keyword arguments). A connection is pinged
+    when it leaves the pool, except inside `without_ping`: one found dead (the server restarted
+    or ended it since it was pooled) is replaced, and every connection pooled before it is
+    dropped, before the caller sends anything on it.
 
     Both: bound parameters never appear in SQLAlchemy's logs or in the text of its errors
     (`hide_parameters`), since they include encrypted GitHub tokens and clients' `state`, and a
@@ -43,15 +52,58 @@ def create_engine(database_url: str) -> AsyncEngine:
 
     connection = postgres_connection(database_url)
     connect = functools.partial(asyncpg.connect, connection.dsn, timeout=connection.timeout or POSTGRES_CONNECT_TIMEOUT)
-    return create_async_engine(
+    engine = create_async_engine(
         database_url,
         async_creator=connect,
         pool_size=10,
         max_overflow=20,
-        pool_pre_ping=True,
         pool_recycle=1800,
         hide_parameters=True,
     )
+    _ping_on_checkout(engine)
+    return engine
+
+
+@contextlib.contextmanager
+def without_ping() -> Iterator[None]:
+    """PostgreSQL connections checked out in this block are not pinged first.
+
+    For callers that run one idempotent statement and run it again when it fails on a closed
+    connection (the store's reads): the ping would cost them a round trip, three with the
+    transaction asyncpg wraps it in, on every checkout, to guard against what they recover from.
+    A write cannot be sent twice, so writes keep the ping.
+    """
+    token = _ping_checkouts.set(False)
+    try:
+        yield
+    finally:
+        _ping_checkouts.reset(token)
+
+
+def _ping_on_checkout(engine: AsyncEngine) -> None:
+    """SQLAlchemy's `pool_pre_ping`, skipped inside `without_ping` (pool_pre_ping is all or nothing).
+
+    Like pool_pre_ping, a connection made for this checkout is not pinged: it has just answered.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(_dbapi_connection: Any, record: Any) -> None:
+        record.info["auth_mcp_fresh"] = True  # the pool clears `info` when it drops the connection
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        fresh = record.info.pop("auth_mcp_fresh", False)
+        if fresh or not _ping_checkouts.get():
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            if not dialect.is_disconnect(exc, dbapi_connection, None):
+                raise
+            # The pool replaces this connection and drops every one pooled before now: the
+            # database has probably restarted (what pool_pre_ping does too).
+            raise sa.InvalidatePoolError(f"pooled connection closed: {type(exc).__name__}") from exc
 
 
 def _create_private_file(database: str | None) -> None:

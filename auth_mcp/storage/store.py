@@ -8,17 +8,20 @@ concurrent requests (in one process or on two replicas) can never both succeed.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import fields
 from typing import Any, Literal, Protocol, TypeVar
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import Executable, and_, bindparam, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from auth_mcp.clock import Clock
 from auth_mcp.storage import schema as s
 from auth_mcp.storage.availability import StorageUnavailable, WriteHealth, describe, is_outage
+from auth_mcp.storage.engine import without_ping
 from auth_mcp.storage.records import (
     AccessTokenRecord,
     ClientRecord,
@@ -31,12 +34,33 @@ from auth_mcp.storage.records import (
     TokenPair,
 )
 
+logger = logging.getLogger(__name__)
+
 # Registrations that never completed an authorization are deleted after this long.
 UNUSED_CLIENT_TTL = 24 * 3600
 # Used codes and rotated refresh tokens are kept this long to recognise replays, then purged.
 _PURGE_BATCH = 1000
 
 StateOutcome = Literal["ok", "used", "unknown"]
+
+# The lookups of every tool call that misses a cache, built once: building a Select and its
+# cache key on each call costs the client more CPU than PostgreSQL spends answering it.
+_ACCESS_TOKEN_BY_HASH = (
+    select(
+        s.access_tokens.c.token_hash,
+        s.access_tokens.c.grant_id,
+        s.access_tokens.c.client_id,
+        s.access_tokens.c.scopes,
+        s.access_tokens.c.resource,
+        s.access_tokens.c.expires_at,
+        s.grants.c.client_name,
+        s.grants.c.github_user_id,
+        s.grants.c.github_login,
+    )
+    .join(s.grants, s.grants.c.grant_id == s.access_tokens.c.grant_id)
+    .where(s.access_tokens.c.token_hash == bindparam("token_hash"))
+)
+_GRANT_BY_ID = select(s.grants).where(s.grants.c.grant_id == bindparam("grant_id"))
 
 
 class Store(Protocol):
@@ -98,6 +122,9 @@ class SqlStore:
 
     def __init__(self, *, engine: AsyncEngine, clock: Clock) -> None:
         self._engine = engine
+        # PostgreSQL reads run outside a transaction (see `_read`); SQLite's stay as they were.
+        postgres = engine.dialect.name == "postgresql"
+        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else engine
         self._clock = clock
         self.health = WriteHealth(clock=clock)
 
@@ -118,16 +145,39 @@ class SqlStore:
             raise StorageUnavailable(describe(exc)) from exc
         self.health.write_succeeded()
 
-    @contextlib.asynccontextmanager
-    async def _reading(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads; an outage becomes `StorageUnavailable`."""
+    async def _read(self, query: Executable, params: Mapping[str, Any] | None = None) -> Sequence[Row[Any]]:
+        """The rows of one read-only statement; an outage becomes `StorageUnavailable`.
+
+        On PostgreSQL this is one round trip (a token lookup's whole cost when it is not cached):
+        the statement runs on its own, outside a transaction (autocommit: no BEGIN and ROLLBACK
+        around it; one statement sees one snapshot either way), on a pooled connection that is
+        not pinged first (engine.without_ping). A pooled connection the server has closed since
+        (a database restart, an idle connection ended) fails; SQLAlchemy then drops every
+        connection pooled before the failure, and the read runs once more on a new connection
+        (running a read twice is harmless). One statement per call: outside a transaction, two
+        statements could see two different states of the database.
+        """
         try:
-            async with self._engine.connect() as conn:
-                yield conn
+            try:
+                return await self._read_once(query, params)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                logger.info("a pooled database connection was closed (%s); reading again on a new one", describe(exc))
+                return await self._read_once(query, params)
         except Exception as exc:
             if not is_outage(exc):
                 raise
             raise StorageUnavailable(describe(exc)) from exc
+
+    async def _read_once(self, query: Executable, params: Mapping[str, Any] | None) -> Sequence[Row[Any]]:
+        with without_ping():
+            async with self._reader.connect() as conn:
+                return (await conn.execute(query, params)).all()
+
+    async def _read_one(self, query: Executable, params: Mapping[str, Any] | None = None) -> Row[Any] | None:
+        rows = await self._read(query, params)
+        return rows[0] if rows else None
 
     async def probe_write(self) -> bool:
         """Whether a write commits now (the readiness check asks).
@@ -159,15 +209,13 @@ class SqlStore:
         return evicted
 
     async def get_client(self, client_id: str) -> ClientRecord | None:
-        async with self._reading() as conn:
-            row = (await conn.execute(select(s.clients).where(s.clients.c.client_id == client_id))).first()
+        row = await self._read_one(select(s.clients).where(s.clients.c.client_id == client_id))
         if row is None:
             return None
         return _client(row)
 
     async def list_clients(self) -> list[ClientRecord]:
-        async with self._reading() as conn:
-            rows = (await conn.execute(select(s.clients).order_by(s.clients.c.created_at))).all()
+        rows = await self._read(select(s.clients).order_by(s.clients.c.created_at))
         return [_client(row) for row in rows]
 
     async def delete_client(self, client_id: str) -> list[str]:
@@ -200,8 +248,7 @@ class SqlStore:
 
     async def get_pending(self, request_hash: str) -> PendingAuthorization | None:
         table = s.pending_authorizations
-        async with self._reading() as conn:
-            row = (await conn.execute(select(table).where(table.c.request_hash == request_hash))).first()
+        row = await self._read_one(select(table).where(table.c.request_hash == request_hash))
         return None if row is None else _pending(row)
 
     async def approve_pending(
@@ -264,16 +311,14 @@ class SqlStore:
             )
 
     async def get_grant(self, grant_id: str) -> Grant | None:
-        async with self._reading() as conn:
-            row = (await conn.execute(select(s.grants).where(s.grants.c.grant_id == grant_id))).first()
+        row = await self._read_one(_GRANT_BY_ID, {"grant_id": grant_id})
         return None if row is None else _grant(row)
 
     async def list_grants(self, *, github_user_id: int | None = None) -> list[Grant]:
         query = select(s.grants).order_by(s.grants.c.created_at)
         if github_user_id is not None:
             query = query.where(s.grants.c.github_user_id == github_user_id)
-        async with self._reading() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._read(query)
         return [_grant(row) for row in rows]
 
     async def last_token_issued(self, grant_ids: Sequence[str]) -> dict[str, int]:
@@ -284,13 +329,12 @@ class SqlStore:
             return {}
         table = s.refresh_tokens
         query = (
-            select(table.c.grant_id, func.max(table.c.created_at))
+            select(table.c.grant_id, func.max(table.c.created_at).label("last_issued"))
             .where(table.c.grant_id.in_(list(grant_ids)))
             .group_by(table.c.grant_id)
         )
-        async with self._reading() as conn:
-            rows = (await conn.execute(query)).all()
-        return {grant_id: int(created_at) for grant_id, created_at in rows}
+        rows = await self._read(query)
+        return {row.grant_id: int(row.last_issued) for row in rows}
 
     async def update_github_credentials(self, grant_id: str, credentials: GitHubCredentials) -> bool:
         async with self._writing() as conn:
@@ -339,8 +383,7 @@ class SqlStore:
 
     async def get_code(self, code_hash: str) -> CodeRecord | None:
         table = s.authorization_codes
-        async with self._reading() as conn:
-            row = (await conn.execute(select(table).where(table.c.code_hash == code_hash))).first()
+        row = await self._read_one(select(table).where(table.c.code_hash == code_hash))
         return None if row is None else _code(row)
 
     async def consume_code(self, code_hash: str, tokens: TokenPair, *, client_id: str) -> bool:
@@ -360,32 +403,14 @@ class SqlStore:
         return True
 
     async def get_access_token(self, token_hash: str) -> AccessTokenRecord | None:
-        at, g = s.access_tokens, s.grants
-        query = (
-            select(
-                at.c.token_hash,
-                at.c.grant_id,
-                at.c.client_id,
-                at.c.scopes,
-                at.c.resource,
-                at.c.expires_at,
-                g.c.client_name,
-                g.c.github_user_id,
-                g.c.github_login,
-            )
-            .join(g, g.c.grant_id == at.c.grant_id)
-            .where(at.c.token_hash == token_hash)
-        )
-        async with self._reading() as conn:
-            row = (await conn.execute(query)).first()
+        row = await self._read_one(_ACCESS_TOKEN_BY_HASH, {"token_hash": token_hash})
         if row is None:
             return None
         return _record(AccessTokenRecord, row)
 
     async def get_refresh_token(self, token_hash: str) -> RefreshTokenRecord | None:
         table = s.refresh_tokens
-        async with self._reading() as conn:
-            row = (await conn.execute(select(table).where(table.c.token_hash == token_hash))).first()
+        row = await self._read_one(select(table).where(table.c.token_hash == token_hash))
         if row is None:
             return None
         return _record(RefreshTokenRecord, row)

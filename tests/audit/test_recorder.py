@@ -3,6 +3,7 @@ queried by the admin command's filters, purged by age. On SQLite and the real Po
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -158,3 +159,22 @@ async def test_a_writer_that_never_comes_round_keeps_memory_bounded_and_counts_t
     await recorder.flush()
     assert registry.get_sample_value("auth_mcp_audit_events_dropped_total") == 7
     assert len(await store.find(AuditQuery())) == 3
+
+
+async def test_a_write_failing_for_an_outage_logs_one_line_without_a_traceback(
+    unready: tuple[AuditStore, object], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A database that is down logs one line per refused request; the audit writer must not add
+    # a traceback every second. (Here the table is missing: SQLite says so as OperationalError,
+    # the error class of a full disk or a read-only file.)
+    recorder = AuditRecorder(sink=unready[0], metrics=None, interval=0.01)
+    recorder.record(event())
+    await recorder.start()
+    for _ in range(500):
+        if any("audit events failed" in record.getMessage() for record in caplog.records):
+            break
+        await asyncio.sleep(0.01)
+    with pytest.raises(OperationalError):
+        await recorder.stop()  # its last flush still fails, and says so to its caller
+    failures = [record for record in caplog.records if "audit events failed" in record.getMessage()]
+    assert failures and all(record.levelno == logging.WARNING and not record.exc_info for record in failures)

@@ -98,6 +98,25 @@ async def test_with_the_database_down_every_endpoint_answers_503_and_all_recover
         assert again.status_code in (302, 303)  # the approved login goes on (GitHub refuses the fake code)
 
 
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+async def test_after_a_database_restart_the_first_requests_succeed(
+    postgres: ThrowawayPostgres, caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
+    # Every pooled connection died with the server (a restart, or a crash and recovery). The
+    # requests after it is back must not be the ones that find out: no 503, no retry by the client.
+    async with in_process(database_url=postgres.url, secret_key=SECRET) as env:
+        client, issued = await login(env)
+        assert (await call_tool(env, issued.access_token, "whoami")).status_code == 200
+        postgres.restart(mode)
+        caplog.clear()
+        env.clock.advance(31)  # past the verification cache: the bearer check reads the database
+        assert (await call_tool(env, issued.access_token, "whoami")).status_code == 200
+        renewed = await refresh(env, client, issued.refresh_token)
+        assert renewed.status_code == 200, renewed.text
+        assert (await call_tool(env, renewed.json()["access_token"], "get_user_profile")).status_code == 200
+        assert not [record for record in caplog.records if "answered 503" in record.getMessage() or record.exc_info]
+
+
 async def test_a_read_only_database_refuses_writes_with_503_and_readyz_is_red_until_writes_work(
     postgres: ThrowawayPostgres, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import re
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -20,6 +22,7 @@ from auth_mcp.storage.records import (
 from auth_mcp.storage.store import UNUSED_CLIENT_TTL, SqlStore
 from auth_mcp.tokens import token_hash
 from tests.support.clock import FakeClock
+from tests.support.throwaway_postgres import ThrowawayPostgres, throwaway_postgres
 
 NOW = 1_800_000_000
 
@@ -180,3 +183,67 @@ async def test_purging_removes_only_what_expired(store: SqlStore) -> None:
     assert await store.get_refresh_token(live.refresh_hash) is not None
     assert await store.get_grant("g-live") is not None
     assert await store.get_client("unused") is None
+
+
+async def test_the_last_token_issued_is_the_newest_pair_of_each_grant(store: SqlStore) -> None:
+    first = await issued(store, "1", grant_id="g1")
+    await issued(store, "2", grant_id="g2")
+    clock(store).advance(60)
+    assert await store.rotate_refresh_token(first.refresh_hash, pair("1b"))
+    assert await store.last_token_issued(["g1", "g2", "unknown"]) == {"g1": NOW + 60, "g2": NOW}
+    assert await store.last_token_issued([]) == {}
+
+
+# PostgreSQL connections: what a read costs, and reads and writes across a database restart --------
+
+
+@pytest.fixture
+def cluster() -> Iterator[ThrowawayPostgres]:
+    # The server logs every statement it receives (BEGIN and ROLLBACK included; the empty
+    # statement of SQLAlchemy's ping is sent inside BEGIN ... ROLLBACK, so that shows too).
+    with throwaway_postgres(settings={"log_statement": "all"}) as postgres:
+        yield postgres
+
+
+@contextlib.asynccontextmanager
+async def store_on(cluster: ThrowawayPostgres) -> AsyncIterator[SqlStore]:
+    engine = create_engine(cluster.url)
+    try:
+        await upgrade(engine)
+        yield SqlStore(engine=engine, clock=FakeClock(NOW))
+    finally:
+        await engine.dispose()
+
+
+def statements_logged(cluster: ThrowawayPostgres, since: int) -> list[str]:
+    log = (cluster.directory / "server.log").read_bytes()[since:].decode(errors="replace")
+    return re.findall(r"LOG:  (?:statement|execute [^:]*): (\S+)", log)
+
+
+async def test_a_postgresql_token_lookup_is_one_statement_without_a_transaction_or_a_ping(cluster: ThrowawayPostgres) -> None:
+    async with store_on(cluster) as store:
+        tokens = await issued(store)
+        assert await store.get_access_token(tokens.access_hash) is not None  # the connection is pooled now
+        since = (cluster.directory / "server.log").stat().st_size
+        for _ in range(3):
+            assert await store.get_access_token(tokens.access_hash) is not None
+        assert await store.get_access_token(token_hash("unknown")) is None
+        assert statements_logged(cluster, since) == ["SELECT"] * 4
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+async def test_after_a_database_restart_the_first_reads_and_writes_succeed(cluster: ThrowawayPostgres, mode: str) -> None:
+    # The pooled connections die with the server (a clean restart, or a crash); none is used again.
+    async with store_on(cluster) as store:
+        tokens = await issued(store)
+        assert all(await asyncio.gather(*(store.get_access_token(tokens.access_hash) for _ in range(5))))
+        assert store.engine.sync_engine.pool.checkedin() >= 2  # type: ignore[attr-defined]
+
+        cluster.restart(mode)
+        found = await asyncio.gather(*(store.get_access_token(tokens.access_hash) for _ in range(5)))
+        assert all(record is not None and record.grant_id == "g1" for record in found)
+        assert await store.get_grant("g1") is not None
+
+        cluster.restart(mode)
+        assert await store.acquire_refresh_lease("g1", until=NOW + 30)  # a write first, this time
+        assert await store.get_access_token(tokens.access_hash) is not None
