@@ -190,15 +190,11 @@ async def list_grants(operator: Operator, who: str | None) -> Report:
 async def revoke_grant(operator: Operator, grant_prefix: str) -> Report:
     """One grant, named by its id or a unique prefix of at least eight characters."""
     if len(grant_prefix) < _MIN_PREFIX:
-        return Report(
-            [], ok=False, problems=[f"Give at least {_MIN_PREFIX} characters of the grant id (as `grants list` shows)."]
-        )
+        return Report([], ok=False, problems=[f"Give at least {_MIN_PREFIX} characters of the grant id (as `grants list` shows)."])
     matches = [grant for grant in await operator.store.list_grants() if grant.grant_id.startswith(grant_prefix)]
     if len(matches) != 1:
         problem = "No grant" if not matches else f"{len(matches)} grants"
-        return Report(
-            [], ok=False, problems=[f"{problem} with an id starting {grant_prefix!r}; `auth-mcp grants list` shows them."]
-        )
+        return Report([], ok=False, problems=[f"{problem} with an id starting {grant_prefix!r}; `auth-mcp grants list` shows them."])
     grant = matches[0]
     await operator.revoker.revoke_grant(grant.grant_id, reason="revoked by an operator", at_github=True)
     client = grant.client_name or grant.client_id
@@ -253,19 +249,10 @@ async def list_upstreams(config: GatewayConfig | None, health: UpstreamHealth | 
         status = statuses[upstream.name]
         rows.append([upstream.name, upstream.path, upstream.forward, " ".join(upstream.scopes),
                      ("up, " if status.reachable else "DOWN, ") + status.detail, upstream.url])  # fmt: skip
-        data.append(
-            {
-                "name": upstream.name,
-                "path": upstream.path,
-                "forward": upstream.forward,
-                "scopes": list(upstream.scopes),
-                **status.as_json(),
-            }
-        )
+        data.append({"name": upstream.name, "path": upstream.path, "forward": upstream.forward, "scopes": list(upstream.scopes), **status.as_json()})
     down = [row[0] for row, item in zip(rows, data, strict=True) if not item["reachable"]]
     problems = [f"Upstream {name!r} does not answer." for name in down]
     return Report(table(["upstream", "path", "forward", "scopes", "health", "url"], rows), data, ok=not down, problems=problems)
-
 
 AUDIT_HEADERS = ("time (UTC)", "GitHub user", "client", "upstream", "tool", "outcome", "ms", "request")
 

@@ -30,7 +30,9 @@ class DecryptionError(Exception):
 
 
 def _derive(secret: str, purpose: str, length: int = 32) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=f"auth-mcp/{purpose}".encode()).derive(secret.encode())
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=f"auth-mcp/{purpose}".encode()).derive(
+        secret.encode()
+    )
 
 
 class Keyring:
@@ -40,7 +42,9 @@ class Keyring:
         if not secrets_newest_first:
             raise ValueError("Keyring needs at least one secret")
         self._secrets = [s.strip() for s in secrets_newest_first]
-        self._fernet = MultiFernet([Fernet(base64.urlsafe_b64encode(_derive(s, "encryption"))) for s in self._secrets])
+        self._fernet = MultiFernet(
+            [Fernet(base64.urlsafe_b64encode(_derive(s, "encryption"))) for s in self._secrets]
+        )
         self._mac_keys = [_derive(s, "mac") for s in self._secrets]
 
     @classmethod

@@ -36,7 +36,9 @@ class Settings(BaseSettings):
     github_client_id: str | None = None
     github_client_secret: SecretStr | None = None
 
-    server_url: str | None = Field(default=None, description="Public base URL and issuer; default http://localhost:{port}")
+    server_url: str | None = Field(
+        default=None, description="Public base URL and issuer; default http://localhost:{port}"
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     transport: Transport = "streamable-http"

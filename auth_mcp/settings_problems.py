@@ -110,8 +110,7 @@ def _field_problem(error: Any, sources: Sources) -> str:
         return f"{message} (from {origin})"
     value = error.get("input")
     secret = isinstance(Settings.model_fields[field].annotation, type) and issubclass(
-        Settings.model_fields[field].annotation,
-        SecretStr,  # type: ignore[arg-type]
+        Settings.model_fields[field].annotation, SecretStr  # type: ignore[arg-type]
     )
     if secret or "secret" in field:
         shown = "(hidden)"
@@ -131,12 +130,7 @@ def _plain(message: str, error: Any) -> str:
     if kind == "bool_parsing":
         return "must be true or false"
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        bounds = {
-            "greater_than_equal": "at least",
-            "less_than_equal": "at most",
-            "greater_than": "more than",
-            "less_than": "less than",
-        }
+        bounds = {"greater_than_equal": "at least", "less_than_equal": "at most", "greater_than": "more than", "less_than": "less than"}
         limit = next(iter(context.values()), "?")
         return f"must be {bounds[kind]} {limit}"
     if kind == "literal_error":

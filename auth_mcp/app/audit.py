@@ -46,6 +46,4 @@ def build_audit(core: Core, *, upstreams: Iterable[str]) -> AuditSide:
     store = AuditStore(engine=core.engine, clock=core.clock, retention_days=core.settings.audit_retention_days)
     # Metric labels: the configured upstream names and "builtin", nothing a caller chooses.
     metrics = AuditMetrics(core.metrics.registry, upstreams=frozenset({BUILTIN, *upstreams}))
-    return AuditSide(
-        store=store, recorder=AuditRecorder(sink=store, metrics=metrics, lines=core.log_writer), metrics=metrics, core=core
-    )
+    return AuditSide(store=store, recorder=AuditRecorder(sink=store, metrics=metrics, lines=core.log_writer), metrics=metrics, core=core)

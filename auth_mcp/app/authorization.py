@@ -145,13 +145,7 @@ def build_authorization_server(
         callback_url=callback_url,
     )
     return AuthorizationServer(
-        provider=provider,
-        clients=clients,
-        authenticator=authenticator,
-        consent=consent,
-        callback=callback,
-        account=account,
-        ledger=ledger,
+        provider=provider, clients=clients, authenticator=authenticator, consent=consent, callback=callback, account=account, ledger=ledger
     )
 
 
@@ -256,11 +250,7 @@ def oauth_routes(
     """Metadata, /authorize, /token, /register (when dynamic registration is on) and /revoke."""
     provider, clients = server.provider, server.clients
     metadata = authorization_server_metadata(
-        issuer,
-        offered_scopes=offered_scopes,
-        dynamic_registration=dynamic_registration,
-        metadata_documents=metadata_documents,
-        jwks_uri=jwks_uri,
+        issuer, offered_scopes=offered_scopes, dynamic_registration=dynamic_registration, metadata_documents=metadata_documents, jwks_uri=jwks_uri
     )
     registration = RegistrationHandler(provider, options=ClientRegistrationOptions(enabled=True))
     authorize = AuthorizeEndpoint(provider=provider, clients=clients, issuer=issuer, pages=pages)
@@ -277,11 +267,7 @@ def oauth_routes(
             methods=get,
         ),
         Route("/authorize", rate_limited("/authorize", body_limited(authorize, OAUTH_BODY_LIMIT)), methods=["GET", "POST"]),
-        posted(
-            TOKEN_PATH,
-            TokenEndpoint(provider=provider, resources=resources, authenticator=server.authenticator),
-            OAUTH_BODY_LIMIT,
-        ),
+        posted(TOKEN_PATH, TokenEndpoint(provider=provider, resources=resources, authenticator=server.authenticator), OAUTH_BODY_LIMIT),
         # RFC 7591 §3.2.1's answer carries the client secret: like a token response, never cached.
         *(
             [posted("/register", RegisterEndpoint(handler=registration), REGISTRATION_BODY_LIMIT, no_store=True)]

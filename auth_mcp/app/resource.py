@@ -127,8 +127,12 @@ def endpoint_guards(
             offer_step_up=upstream,  # the upstream's tool policy may find scopes missing (gateway/proxy.py)
             on_insufficient_scope=on_insufficient_scope,
         ),
-        "browser_cors": lambda app: BrowserCors(app, origins=list(settings.allowed_origins)) if settings.allowed_origins else app,
-        "streams": lambda app: app if upstream else NoServerStream(app) if streamable else core.sse_sessions.guard(app),
+        "browser_cors": lambda app: (
+            BrowserCors(app, origins=list(settings.allowed_origins)) if settings.allowed_origins else app
+        ),
+        "streams": lambda app: (
+            app if upstream else NoServerStream(app) if streamable else core.sse_sessions.guard(app)
+        ),
         "host_origin": lambda app: DnsRebindingGuard(
             app, issuer=settings.issuer, allowed_hosts=settings.allowed_hosts, allowed_origins=settings.allowed_origins
         ),

@@ -100,7 +100,8 @@ class AccessPolicy:
         if self._orgs:
             return Decision(
                 False,
-                f"{who} is not allowed on this server: not an allowed user and not an active member of {', '.join(self._orgs)}",
+                f"{who} is not allowed on this server: not an allowed user and not an active member of "
+                f"{', '.join(self._orgs)}",
             )
         return Decision(False, f"{who} is not in this server's list of allowed users")
 

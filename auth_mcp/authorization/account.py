@@ -173,8 +173,7 @@ class AccountPages:
             return self._pages.error(
                 status_code=400,
                 title="Not signed in",
-                message="GitHub did not sign you in"
-                + (f" ({request.query_params['error']})." if "error" in request.query_params else "."),
+                message="GitHub did not sign you in" + (f" ({request.query_params['error']})." if "error" in request.query_params else "."),
                 hint="Open the account page and sign in again.",
                 error="access_denied",
             )

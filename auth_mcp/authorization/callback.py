@@ -140,11 +140,7 @@ class GitHubCallback:
         except _LoginFailed as failure:
             self._metrics.logins.labels(failure.error).inc()
             log_refusal(
-                endpoint=request.url.path,
-                status=302,
-                error=failure.error,
-                description=failure.description,
-                client_id=pending.client_id,
+                endpoint=request.url.path, status=302, error=failure.error, description=failure.description, client_id=pending.client_id
             )
             location = authorization_response_url(
                 pending.redirect_uri,
@@ -177,7 +173,9 @@ class GitHubCallback:
         token = github_tokens.access_token.get_secret_value()
         try:
             user = await self._identify(token)
-            decision = await self._policy.decide(user=user, membership=lambda org: self._github.get_org_membership(token, org))
+            decision = await self._policy.decide(
+                user=user, membership=lambda org: self._github.get_org_membership(token, org)
+            )
         except _LoginFailed:
             await self._forget(token)
             raise

@@ -180,12 +180,7 @@ class ClientAssertions:
                     key=verifying_key,
                     algorithms=[alg],
                     audience=self._audiences,
-                    options={
-                        "require": ["iss", "sub", "aud", "exp", "jti"],
-                        "verify_exp": False,
-                        "verify_nbf": False,
-                        "verify_iat": False,
-                    },
+                    options={"require": ["iss", "sub", "aud", "exp", "jti"], "verify_exp": False, "verify_nbf": False, "verify_iat": False},
                 )
             except InvalidSignatureError:
                 continue  # another key of the set may have signed it
@@ -230,3 +225,4 @@ def _fits(key: dict[str, Any], alg: str) -> bool:
     if key.get("use") not in (None, "sig"):
         return False
     return key.get("alg") in (None, alg)
+

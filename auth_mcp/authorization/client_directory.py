@@ -95,9 +95,7 @@ class ClientDirectory:
                 setattr(info, name, getattr(checked, name))
         stored = checked.model_dump(mode="json", exclude_none=True, exclude={"client_secret"})
         secret_enc = self._keyring.encrypt(checked.client_secret) if checked.client_secret else None
-        record = ClientRecord(
-            client_id=checked.client_id, info=stored, client_secret_enc=secret_enc, created_at=now, used_at=None
-        )
+        record = ClientRecord(client_id=checked.client_id, info=stored, client_secret_enc=secret_enc, created_at=now, used_at=None)
         return await self._store.add_client(record, max_unused=self._max_unused)
 
 

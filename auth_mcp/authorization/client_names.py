@@ -22,9 +22,7 @@ MAX_CLIENT_NAME_LENGTH = 200
 # Unicode general categories refused in names: Cc control, Cf format (bidi, zero-width), Cs
 # surrogate, Co private use, Zl/Zp line and paragraph separators.
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
-_CLAIMS = re.compile(
-    r"verified|official|trusted|certified|genuine|authentic|secure[d]?|[\u2713\u2714\u2611\u2705\U0001f512]", re.IGNORECASE
-)
+_CLAIMS = re.compile(r"verified|official|trusted|certified|genuine|authentic|secure[d]?|[\u2713\u2714\u2611\u2705\U0001f512]", re.IGNORECASE)
 _DOMAIN = re.compile(r"(?<![\w.-])((?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,63})(?![\w-])", re.IGNORECASE)
 
 

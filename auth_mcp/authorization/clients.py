@@ -101,7 +101,9 @@ def check_registration(info: OAuthClientInformationFull, *, offered_scopes: Sequ
         )
     unsupported = set(info.grant_types) - _ALLOWED_GRANT_TYPES
     if unsupported:
-        raise RegistrationError("invalid_client_metadata", f"unsupported grant_types {', '.join(sorted(unsupported))}")
+        raise RegistrationError(
+            "invalid_client_metadata", f"unsupported grant_types {', '.join(sorted(unsupported))}"
+        )
     scope = None
     if info.scope:
         requested, unknown = requested_scopes(info.scope, offered_scopes)

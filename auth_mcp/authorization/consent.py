@@ -161,19 +161,13 @@ class Consent:
             )
         if request.headers.get("content-type", "").split(";")[0].strip().lower() != _FORM_TYPE:
             return self._pages.error(
-                status_code=400,
-                title="Incomplete form",
-                message="The consent form was not submitted whole.",
-                error="invalid_request",
+                status_code=400, title="Incomplete form", message="The consent form was not submitted whole.", error="invalid_request"
             )
         try:
             form = ConsentForm.model_validate(dict(await request.form(**FORM_LIMITS)))
         except (ValidationError, HTTPException):
             return self._pages.error(
-                status_code=400,
-                title="Incomplete form",
-                message="The consent form was not submitted whole.",
-                error="invalid_request",
+                status_code=400, title="Incomplete form", message="The consent form was not submitted whole.", error="invalid_request"
             )
         if not self._browser.check_csrf(request, token=form.csrf, request_id=form.request):
             return self._pages.error(
@@ -190,9 +184,7 @@ class Consent:
         if form.decision == "deny":
             return await self._deny(pending, request_hash)
         if form.decision != "approve":
-            return self._pages.error(
-                status_code=400, title="Unknown decision", message="Approve or deny.", error="invalid_request"
-            )
+            return self._pages.error(status_code=400, title="Unknown decision", message="Approve or deny.", error="invalid_request")
         # The upstream state exists only from here on (MCP security best practices, OAuth state).
         state = tokens.new_opaque_id()
         verifier, challenge = tokens.new_pkce_pair()

@@ -61,13 +61,7 @@ def _log_json_refusal(endpoint: str, response: Response, client_id: str | None) 
     if not isinstance(body, dict):
         body = {}
     error = str(body.get("error") or f"HTTP {response.status_code}")
-    log_refusal(
-        endpoint=endpoint,
-        status=response.status_code,
-        error=error,
-        description=body.get("error_description"),
-        client_id=client_id,
-    )
+    log_refusal(endpoint=endpoint, status=response.status_code, error=error, description=body.get("error_description"), client_id=client_id)
 
 
 class AuthorizeEndpoint:

@@ -189,9 +189,7 @@ class AuthServerProvider:
     async def exchange_authorization_code(
         self, client: OAuthClientInformationFull, authorization_code: GrantAuthorizationCode
     ) -> OAuthToken:
-        access, refresh, pair = self._mint(
-            authorization_code.scopes, authorization_code.resource or self._resources.default.canonical
-        )
+        access, refresh, pair = self._mint(authorization_code.scopes, authorization_code.resource or self._resources.default.canonical)
         won = await self._store.consume_code(tokens.token_hash(authorization_code.code), pair, client_id=client.client_id)
         if not won:
             # A concurrent exchange got here first: this request is a replay.
@@ -299,7 +297,9 @@ class AuthServerProvider:
         """Refused: people sign in through GitHub here, and this server trusts no enterprise
         identity provider to assert who they are (SEP-990's jwt-bearer grant is not offered; the
         metadata does not list it)."""
-        raise TokenError("unsupported_grant_type", "this server does not accept identity assertions; use authorization_code")
+        raise TokenError(
+            "unsupported_grant_type", "this server does not accept identity assertions; use authorization_code"
+        )
 
     async def revoke_token(self, token: McpAccessToken | GrantRefreshToken) -> None:
         # Revoking either token ends the whole grant (RFC 7009 §2.1 allows it; the SDK asks for it).

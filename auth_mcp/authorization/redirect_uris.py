@@ -58,9 +58,7 @@ def check_registrable(uri: str) -> None:
     if scheme == "http":
         # RFC 8252 §7.3 / MCP security considerations: plain http only to the loopback interface.
         if parts.hostname not in _LOOPBACK_HOSTS:
-            raise RedirectUriRejected(
-                "http redirect URIs are only allowed on the loopback interface (127.0.0.1, [::1], localhost); use https"
-            )
+            raise RedirectUriRejected("http redirect URIs are only allowed on the loopback interface (127.0.0.1, [::1], localhost); use https")
         return
     # RFC 8252 §7.1 private-use scheme of a native app (com.example.app:/cb, cursor://...).
     # §7.1 asks for reverse-domain names; single-label schemes are accepted too, because the

@@ -232,7 +232,9 @@ class UpstreamProxy:
         except aiohttp.ClientError as exc:
             raise UpstreamFailure(502, f"could not be reached ({type(exc).__name__})") from None
 
-    async def _relay(self, response: aiohttp.ClientResponse, caller: Caller, send: Send, exchange: ToolExchange | None) -> None:
+    async def _relay(
+        self, response: aiohttp.ClientResponse, caller: Caller, send: Send, exchange: ToolExchange | None
+    ) -> None:
         if response.status == 401:
             # The upstream refused our identity token: a configuration mismatch, not the client's
             # credential; a 401 (with the upstream's challenge) would send the client to log in again.

@@ -238,13 +238,7 @@ class DevGitHub:
         now = int(issued_at)
         ttl = self.options.token_ttl
         access = "gho_" + self._serializer.dumps(
-            {
-                "login": login,
-                "scopes": list(scopes),
-                "iat": issued_at,
-                "exp": now + ttl if ttl else None,
-                "n": secrets.token_hex(8),
-            }
+            {"login": login, "scopes": list(scopes), "iat": issued_at, "exp": now + ttl if ttl else None, "n": secrets.token_hex(8)}
         )
         issued = self._issued[(login.lower(), " ".join(sorted(scopes)))]
         issued[access] = None
@@ -436,9 +430,7 @@ class DevGitHub:
                 403,
                 "Resource protected by organization SAML enforcement. You must grant your OAuth token access to "
                 "this organization.",
-                headers={
-                    "x-github-sso": f"required; url=https://github.example.invalid/orgs/{org}/sso?authorization_request=dev"
-                },
+                headers={"x-github-sso": f"required; url=https://github.example.invalid/orgs/{org}/sso?authorization_request=dev"},
             )
         orgs = {o.lower() for o in self.options.orgs.get(who["login"].lower(), [])}
         if org.lower() not in orgs:
@@ -454,7 +446,9 @@ class DevGitHub:
             client_id, _, secret = base64.b64decode(header[6:]).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             return False
-        return client_id == self.options.client_id and hmac.compare_digest(secret.encode(), self.options.client_secret.encode())
+        return client_id == self.options.client_id and hmac.compare_digest(
+            secret.encode(), self.options.client_secret.encode()
+        )
 
     async def _revoke_token(self, request: Request) -> Response:
         self._record(request)
@@ -532,3 +526,4 @@ def _api_error(status: int, message: str, *, headers: dict[str, str] | None = No
         status_code=status,
         headers=headers,
     )
+

@@ -86,7 +86,9 @@ class GitHubRateLimited(GitHubError):
         self.secondary = secondary
         wait = max(retry_at - now, 0)
         kind = "secondary rate limit" if secondary else "rate limit"
-        super().__init__(f"GitHub's {kind} for this person is exhausted; retry in {wait} seconds (after Unix time {retry_at})")
+        super().__init__(
+            f"GitHub's {kind} for this person is exhausted; retry in {wait} seconds (after Unix time {retry_at})"
+        )
 
 
 class GitHubForbidden(GitHubError):

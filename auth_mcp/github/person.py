@@ -153,9 +153,7 @@ class PersonGitHub:
         except GitHubOAuthError as exc:
             await self._end(f"GitHub refused to refresh it: {exc.error}")
             raise  # unreachable
-        await self._store.update_github_credentials(
-            self._grant_id, sealed_credentials(fresh, keyring=self._keyring, now=int(self._clock.now()))
-        )
+        await self._store.update_github_credentials(self._grant_id, sealed_credentials(fresh, keyring=self._keyring, now=int(self._clock.now())))
         logger.info("refreshed the GitHub token of grant %s", self._grant_id[:8])
         return fresh.access_token.get_secret_value()
 

@@ -68,7 +68,7 @@ def _explain_postgres(exc: BaseException, target: DatabaseTarget) -> str | None:
             f'Make it the database\'s owner (`ALTER DATABASE "{database}" OWNER TO "{role}";`) or grant it CREATE on schema public.'
         )
     if isinstance(exc, asyncpg.TooManyConnectionsError):
-        return f'{where} has no free connection for role "{role}": {exc}. Raise max_connections or stop idle clients.'
+        return f"{where} has no free connection for role \"{role}\": {exc}. Raise max_connections or stop idle clients."
     if isinstance(exc, asyncpg.PostgresError):
         return f'{where} refused database "{database}" for role "{role}": {exc}.'
     if isinstance(exc, asyncpg.ClientConfigurationError) and "root certificate" in str(exc):

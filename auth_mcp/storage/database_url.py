@@ -103,7 +103,9 @@ def _postgres_query(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
             name = "sslmode"
             value = {"true": "require", "1": "require", "false": "disable", "0": "disable"}.get(value.lower(), value)
         if name == "sslmode" and value not in _SSL_MODES:
-            raise DatabaseUrlError(f"{_VARIABLE} has sslmode={value!r}; PostgreSQL's modes are {', '.join(_SSL_MODES)}")
+            raise DatabaseUrlError(
+                f"{_VARIABLE} has sslmode={value!r}; PostgreSQL's modes are {', '.join(_SSL_MODES)}"
+            )
         if name == "connect_timeout":
             try:
                 float(value)

@@ -171,3 +171,4 @@ audit_events = Table(
     # JSON of the arguments, only with AUTH_MCP_AUDIT_ARGUMENTS (capped); never by default.
     Column("arguments", Text, nullable=True),
 )
+

@@ -87,7 +87,9 @@ class Store(Protocol):
         self, request_hash: str, *, upstream_state_hash: str, github_verifier_enc: str, expires_at: int
     ) -> bool: ...
     async def delete_pending(self, request_hash: str) -> bool: ...
-    async def take_pending_by_state(self, upstream_state_hash: str) -> tuple[StateOutcome, PendingAuthorization | None]: ...
+    async def take_pending_by_state(
+        self, upstream_state_hash: str
+    ) -> tuple[StateOutcome, PendingAuthorization | None]: ...
 
     async def add_grant_with_code(self, grant: Grant, code: CodeRecord) -> None: ...
     async def get_grant(self, grant_id: str) -> Grant | None: ...
@@ -202,10 +204,10 @@ class SqlStore:
             evicted = 0
             if max_unused is not None:
                 unused = table.c.used_at.is_(None)
-                evicted = await _evict_oldest(
-                    conn, table, table.c.client_id, cap=max_unused, among=unused, oldest_first=[table.c.created_at]
-                )
-            await conn.execute(insert(s.clients).values(**_columns(record)))
+                evicted = await _evict_oldest(conn, table, table.c.client_id, cap=max_unused, among=unused, oldest_first=[table.c.created_at])
+            await conn.execute(
+                insert(s.clients).values(**_columns(record))
+            )
         return evicted
 
     async def get_client(self, client_id: str) -> ClientRecord | None:
@@ -221,7 +223,9 @@ class SqlStore:
     async def delete_client(self, client_id: str) -> list[str]:
         """Delete a client and every grant issued to it; returns the deleted grant ids."""
         async with self._writing() as conn:
-            grant_ids = list((await conn.execute(select(s.grants.c.grant_id).where(s.grants.c.client_id == client_id))).scalars())
+            grant_ids = list(
+                (await conn.execute(select(s.grants.c.grant_id).where(s.grants.c.client_id == client_id))).scalars()
+            )
             await _delete_grants(conn, grant_ids)
             await conn.execute(delete(s.clients).where(s.clients.c.client_id == client_id))
             await conn.execute(delete(s.pending_authorizations).where(s.pending_authorizations.c.client_id == client_id))
@@ -243,7 +247,9 @@ class SqlStore:
                     among=None,
                     oldest_first=[table.c.upstream_state_hash.is_not(None), table.c.created_at],
                 )
-            await conn.execute(insert(s.pending_authorizations).values(**_columns(pending)))
+            await conn.execute(
+                insert(s.pending_authorizations).values(**_columns(pending))
+            )
         return evicted
 
     async def get_pending(self, request_hash: str) -> PendingAuthorization | None:
@@ -286,7 +292,9 @@ class SqlStore:
         """
         table = s.pending_authorizations
         async with self._writing() as conn:
-            row = (await conn.execute(select(table).where(table.c.upstream_state_hash == upstream_state_hash))).first()
+            row = (
+                await conn.execute(select(table).where(table.c.upstream_state_hash == upstream_state_hash))
+            ).first()
             if row is None:
                 return "unknown", None
             result = await conn.execute(
@@ -302,8 +310,12 @@ class SqlStore:
 
     async def add_grant_with_code(self, grant: Grant, code: CodeRecord) -> None:
         async with self._writing() as conn:
-            await conn.execute(insert(s.grants).values(**_columns(grant)))
-            await conn.execute(insert(s.authorization_codes).values(**_columns(code)))
+            await conn.execute(
+                insert(s.grants).values(**_columns(grant))
+            )
+            await conn.execute(
+                insert(s.authorization_codes).values(**_columns(code))
+            )
             await conn.execute(
                 update(s.clients)
                 .where(s.clients.c.client_id == grant.client_id, s.clients.c.used_at.is_(None))
@@ -444,9 +456,7 @@ class SqlStore:
         grants = s.grants
         async with self._writing() as conn:
             rows = (
-                await conn.execute(
-                    select(grants).where(grants.c.expires_at < self._now()).order_by(grants.c.expires_at).limit(limit)
-                )
+                await conn.execute(select(grants).where(grants.c.expires_at < self._now()).order_by(grants.c.expires_at).limit(limit))
             ).all()
             await _delete_grants(conn, [row.grant_id for row in rows])
         return [_grant(row) for row in rows]
@@ -481,7 +491,9 @@ class SqlStore:
         return PurgeCounts(**counts)
 
 
-async def _evict_oldest(conn: AsyncConnection, table: Any, key: Any, *, cap: int, among: Any, oldest_first: list[Any]) -> int:
+async def _evict_oldest(
+    conn: AsyncConnection, table: Any, key: Any, *, cap: int, among: Any, oldest_first: list[Any]
+) -> int:
     """Make room for one more row under `cap` (counting the rows matching `among`, or all) by
     deleting the first rows in `oldest_first` order; returns how many were deleted."""
     count_query = select(func.count()).select_from(table)

@@ -19,9 +19,7 @@ CHUNK = 64 * 1024
 HUGE = 256 * 1024 * 1024  # what the attack sent
 
 
-async def stream_post(
-    env: InProcess, path: str, *, total: int, content_type: str, declare_length: bool = False
-) -> tuple[int, int]:
+async def stream_post(env: InProcess, path: str, *, total: int, content_type: str, declare_length: bool = False) -> tuple[int, int]:
     """POST `total` bytes to `path` in 64 KiB chunks (chunked unless `declare_length`); returns
     (status, bytes the app read)."""
     headers = [(b"host", b"127.0.0.1:8000"), (b"content-type", content_type.encode())]
@@ -73,9 +71,7 @@ ENDPOINTS = [
 
 
 @pytest.mark.parametrize(("path", "content_type", "limit"), ENDPOINTS)
-async def test_a_huge_body_gets_413_after_reading_at_most_the_bound(
-    db_url: str, path: str, content_type: str, limit: int
-) -> None:
+async def test_a_huge_body_gets_413_after_reading_at_most_the_bound(db_url: str, path: str, content_type: str, limit: int) -> None:
     async with in_process(database_url=db_url) as env:
         status, read = await stream_post(env, path, total=HUGE, content_type=content_type)
         assert status == 413

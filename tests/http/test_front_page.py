@@ -12,7 +12,7 @@ async def test_a_person_opening_the_server_url_learns_the_mcp_url_and_where_to_m
     async with in_process() as env:
         page = await env.http.get("/", headers={"Accept": BROWSER_ACCEPT})
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-        assert f'<code class="url">{env.issuer}/mcp</code>' in page.text
+        assert f"<code class=\"url\">{env.issuer}/mcp</code>" in page.text
         assert f"claude mcp add --transport http auth-mcp {env.issuer}/mcp" in page.text
         assert f'href="{env.issuer}/account"' in page.text
         assert "Dev mode" in page.text  # no GitHub credentials here

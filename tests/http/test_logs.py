@@ -174,11 +174,7 @@ async def test_database_errors_never_carry_bound_parameters(any_db_url: str) -> 
     finally:
         await engine.dispose()
     assert secret not in str(raised.value) and "hidden due to hide_parameters" in str(raised.value)
-
-
-async def test_a_tool_call_is_one_json_log_line_with_its_audit_fields_at_the_top(
-    db_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_a_tool_call_is_one_json_log_line_with_its_audit_fields_at_the_top(db_url: str, caplog: pytest.LogCaptureFixture) -> None:
     from auth_mcp.http.logs import JsonFormatter
     from tests.support.oauth import login
 

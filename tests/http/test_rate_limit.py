@@ -47,7 +47,8 @@ async def test_forwarded_addresses_count_only_from_trusted_proxies(db_url: str) 
         assert statuses == [201, 429]  # a forged header bought no fresh budget
         proxy = client_from(env, "10.0.0.1")
         forwarded = [
-            (await proxy.post("/register", json=body, headers={"x-forwarded-for": f"192.0.2.{n}"})).status_code for n in range(5)
+            (await proxy.post("/register", json=body, headers={"x-forwarded-for": f"192.0.2.{n}"})).status_code
+            for n in range(5)
         ]
         assert forwarded == [201] * 5  # behind the trusted proxy, each client has its own budget
 

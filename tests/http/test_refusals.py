@@ -42,9 +42,7 @@ async def test_authorize_refusals_name_the_error_and_the_client(db_url: str, cap
     assert all(record.levelno == logging.INFO for record in records)
 
 
-async def test_a_metadata_document_that_cannot_be_fetched_is_logged_with_the_reason(
-    db_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_a_metadata_document_that_cannot_be_fetched_is_logged_with_the_reason(db_url: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     client_id = "https://client.example/client.json"
 
@@ -52,9 +50,7 @@ async def test_a_metadata_document_that_cannot_be_fetched_is_logged_with_the_rea
         return ["93.184.215.14"]
 
     clock = FakeClock()
-    documents = MetadataDocumentClients(
-        clock=clock, resolver=resolve, transport=httpx.MockTransport(lambda request: httpx.Response(404))
-    )
+    documents = MetadataDocumentClients(clock=clock, resolver=resolve, transport=httpx.MockTransport(lambda request: httpx.Response(404)))
     async with in_process(database_url=db_url, clock=clock, create={"metadata_documents": documents}) as env:
         _, challenge = pkce()
         await env.http.get(authorize_url(env, Client(client_id=client_id, redirect_uri="http://127.0.0.1:5/cb"), challenge))
@@ -72,9 +68,7 @@ async def test_token_refusals_are_logged_without_the_code_or_token(db_url: str, 
         client_, tokens = await login(env)
         await refresh(env, client_, tokens.refresh_token)
         await refresh(env, client_, tokens.refresh_token)  # replayed
-        await env.http.post(
-            "/token", data={"grant_type": "authorization_code", "code": "x", "client_id": "nobody", "code_verifier": "v" * 43}
-        )
+        await env.http.post("/token", data={"grant_type": "authorization_code", "code": "x", "client_id": "nobody", "code_verifier": "v" * 43})
     text = lines(caplog)
     assert "refused /token 400 invalid_grant: incorrect code_verifier" in text
     assert f"refused /token 400 invalid_grant: refresh token does not exist (client {client_.client_id})" in text
@@ -107,6 +101,4 @@ async def test_a_refused_registration_is_logged_with_the_reason(db_url: str, cap
     async with in_process(database_url=db_url) as env:
         response = await env.http.post("/register", json={"client_name": "x", "redirect_uris": ["http://evil.example/cb"]})
     assert response.status_code == 400
-    assert "refused /register 400 invalid_redirect_uri: http redirect URIs are only allowed on the loopback interface" in lines(
-        caplog
-    )
+    assert "refused /register 400 invalid_redirect_uri: http redirect URIs are only allowed on the loopback interface" in lines(caplog)

@@ -67,33 +67,14 @@ async def test_a_token_issued_for_another_resource_is_refused(db_url: str) -> No
             github_login="alice",
             scopes=("read:user",),
             resource="https://other.example/mcp",
-            github=GitHubCredentials(
-                token_enc=env.services.keyring.encrypt("gho_x"),
-                token_expires_at=None,
-                refresh_token_enc=None,
-                refresh_expires_at=None,
-                scopes=(),
-            ),
+            github=GitHubCredentials(token_enc=env.services.keyring.encrypt("gho_x"), token_expires_at=None, refresh_token_enc=None, refresh_expires_at=None, scopes=()),
             created_at=now,
             expires_at=now + 600,
         )
-        code = CodeRecord(
-            "h" * 64,
-            "g-other",
-            "c",
-            "http://127.0.0.1:1/cb",
-            True,
-            "ch",
-            ("read:user",),
-            "https://other.example/mcp",
-            now + 300,
-            None,
-        )
+        code = CodeRecord("h" * 64, "g-other", "c", "http://127.0.0.1:1/cb", True, "ch", ("read:user",), "https://other.example/mcp", now + 300, None)
         await store.add_grant_with_code(grant, code)
         access = tokens.new_access_token()
-        pair = TokenPair(
-            tokens.token_hash(access), now + 3600, tokens.token_hash("r"), now + 7200, ("read:user",), "https://other.example/mcp"
-        )
+        pair = TokenPair(tokens.token_hash(access), now + 3600, tokens.token_hash("r"), now + 7200, ("read:user",), "https://other.example/mcp")
         assert await store.consume_code("h" * 64, pair, client_id="c")
         response = await call_tool(env, access, "whoami")
         assert response.status_code == 401 and "another resource" in response.json()["error_description"]
@@ -160,6 +141,7 @@ async def test_cors_is_given_to_no_origin_beyond_the_configured_ones(db_url: str
             "/mcp", headers={"origin": "https://evil.example", "access-control-request-method": "POST"}
         )
         assert "access-control-allow-origin" not in response.headers
+
 
 
 async def test_headers_that_disagree_with_the_body_cannot_dodge_the_scope_check(db_url: str) -> None:

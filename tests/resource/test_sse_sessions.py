@@ -98,10 +98,7 @@ async def test_revoking_a_grant_closes_its_stream(db_url: str) -> None:
     async with run_server(database_url=db_url, transport="sse", clock=clock) as server:
         env = _env(server, clock)
         client, first, second = await two_grants(env)
-        async with (
-            sse_stream(server, first.access_token) as (_, _, lines),
-            sse_stream(server, second.access_token) as (_, _, other),
-        ):
+        async with sse_stream(server, first.access_token) as (_, _, lines), sse_stream(server, second.access_token) as (_, _, other):
             revoked = await env.http.post("/revoke", data={"token": first.refresh_token, **client.auth()})
             assert revoked.status_code == 200
             async with asyncio.timeout(WAIT):  # the stream ends: no more results for a revoked grant
