@@ -32,8 +32,10 @@ Make = Callable[[Any], logging.LogRecord]
 
 
 class LogWriter:
-    def __init__(self, *, linger: float = 0.05, max_pending: int = 20_000) -> None:
-        self._linger = linger
+    LINGER = 0.05  # seconds a batch may gather
+
+    def __init__(self, *, linger: float | None = None, max_pending: int = 20_000) -> None:
+        self._linger = self.LINGER if linger is None else linger
         self._max_pending = max_pending
         self._pending: deque[tuple[Make, Any]] = deque()
         self._wake = threading.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import threading
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import pytest
 
 from auth_mcp.http.log_writer import LogWriter, record_at
 from auth_mcp.http.logs import configure_logging
@@ -177,7 +179,20 @@ async def test_access_lines_are_formatted_off_the_event_loop_thread(db_url: str)
     assert set(formatted_on) == {"auth-mcp-log-writer"}
 
 
-def test_a_clean_shutdown_loses_no_access_line(tmp_path: Any) -> None:
+async def test_the_lifespan_shutdown_writes_every_line_still_waiting(
+    db_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(LogWriter, "LINGER", 60.0)  # the writer thread would sit on its batch for a minute
+    caplog.set_level(logging.INFO)
+    async with in_process(database_url=db_url) as env:
+        ids = [(await env.http.get("/healthz")).headers["x-request-id"] for _ in range(50)]
+        await asyncio.sleep(0.2)
+        assert not [r for r in caplog.records if r.name == "auth_mcp.access"]  # all still waiting
+    logged = {r.request_id for r in caplog.records if r.name == "auth_mcp.access"}  # type: ignore[attr-defined]
+    assert set(ids) <= logged
+
+
+def test_a_clean_shutdown_of_the_server_process_loses_no_access_line(tmp_path: Any) -> None:
     with serving(cwd=tmp_path, AUTH_MCP_LOG_LEVEL="INFO") as (process, url):
         base = url.replace("localhost", "127.0.0.1")
         with httpx.Client(base_url=base) as http:
