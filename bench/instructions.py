@@ -41,16 +41,17 @@ from bench.whoami import CALL_BODY, CALL_HEADERS, RESULTS, baseline_app  # noqa:
 WARMUP = 150  # requests both processes of a pair serve before their counts start to differ
 
 
-def _scope(headers: dict[str, str]) -> dict:
+def _scope(headers: dict[str, str], body: str = CALL_BODY) -> dict:
     raw = [(b"host", b"127.0.0.1:8000"), *((k.lower().encode(), v.encode()) for k, v in headers.items())]
-    raw.append((b"content-length", str(len(CALL_BODY)).encode()))
+    raw.append((b"content-length", str(len(body)).encode()))
     return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
             "path": "/mcp", "raw_path": b"/mcp", "query_string": b"", "root_path": "", "headers": raw,
             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000), "state": {}}  # fmt: skip
 
 
-async def _call(app, headers: dict[str, str]) -> None:
-    body, delivered, sent = CALL_BODY.encode(), False, []
+async def _call(app, headers: dict[str, str], body_text: str = CALL_BODY) -> None:
+    """One tool call (whoami unless given another `body_text`); fails loudly unless it succeeds."""
+    body, delivered, sent = body_text.encode(), False, []
 
     async def receive() -> dict:
         nonlocal delivered
@@ -62,9 +63,9 @@ async def _call(app, headers: dict[str, str]) -> None:
     async def send(message: dict) -> None:
         sent.append(message)
 
-    await app(_scope(headers), receive, send)
+    await app(_scope(headers, body_text), receive, send)
     if sent[0]["status"] != 200 or b'"isError":false' not in sent[1]["body"]:
-        raise SystemExit(f"whoami failed: {sent}")
+        raise SystemExit(f"tool call failed: {sent}")
 
 
 async def _serve(which: str, requests: int) -> None:
@@ -92,9 +93,10 @@ async def _serve(which: str, requests: int) -> None:
             await loop(env.app, {**CALL_HEADERS, "Authorization": f"Bearer {tokens.access_token}"})
 
 
-def _count(which: str, requests: int, workdir: Path) -> int:
+def _count(which: str, requests: int, workdir: Path, script: str = __file__) -> int:
+    """Instructions of `script --serve which requests` under callgrind (another bench reuses it)."""
     out = workdir / f"callgrind-{which}-{requests}.out"
-    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__, "--serve", which, str(requests)]
+    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, script, "--serve", which, str(requests)]
     # Same hash seed in every process, so dict and set layouts (and their costs) match.
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800, check=False)
