@@ -60,7 +60,12 @@ async def _persons_github(ctx: Context) -> PersonGitHub:
     services = ctx.request_context.lifespan_context
     if not isinstance(services, ToolServices):
         raise ToolError("This tool runs only inside auth-mcp's server")
-    return services.people(caller().grant_id)
+    # One per verified token, kept as long as the verifier keeps the token (which it drops when the
+    # grant is revoked): what it learns of the grant serves the token's next calls (github/person.py).
+    return caller().answer(_PERSONS_GITHUB, lambda token: services.people(token.grant_id))
+
+
+_PERSONS_GITHUB = "auth_mcp.tools.kit:PersonsGitHub"
 
 
 PersonsGitHub = Annotated[PersonGitHub, Resolve(_persons_github)]
