@@ -200,7 +200,10 @@ def serve_baseline(port: int) -> None:
 
     async def main() -> None:
         async with baseline_app(login=WRK_LOGIN) as (app, _dev):
-            config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, server_header=False)
+            # baseline_app() runs the lifespan itself (the stand-in sign-in needs it first).
+            config = uvicorn.Config(
+                app, host="127.0.0.1", port=port, log_config=None, access_log=False, server_header=False, lifespan="off"
+            )
             await uvicorn.Server(config).serve()
 
     asyncio.run(main())
@@ -228,6 +231,7 @@ def throughput(args: argparse.Namespace, started: str) -> int:
     if len(cpus) >= 2:
         whoami.SERVER_CPUS, whoami.LOAD_CPUS = {cpus[0]}, set(cpus[1:])
     load = os.getloadavg()[0]
+    whoami.START_TIMEOUT = 120.0  # the baseline signs in to its stand-in before it listens
     with tempfile.TemporaryDirectory(prefix="auth-mcp-profile-") as tmp:
         tmpdir = Path(tmp)
         for name in ("auth", "baseline"):
