@@ -67,8 +67,8 @@ class PersonGitHub:
     """GitHub as the person behind one grant.
 
     One instance may serve many calls: tools/kit.py keeps one per verified MCP token, for as long
-    as the token verifier keeps that token (which it drops when the grant is revoked, here or in
-    another process, and re-reads from the database after a few seconds regardless). The instance
+    as the token verifier keeps that token (it drops it when the grant is revoked, here or in
+    another process, and reads it again from the database within `max_age`, 30 s, regardless). The instance
     keeps the grant it read and the token it decrypted, so a call GitHub answers 304 touches
     neither the database nor the cipher. That is safe because what it keeps can only go stale in
     two ways, and both are caught:
