@@ -237,9 +237,9 @@ def check_call(base: str, headers: dict[str, str]) -> dict:
     return result["structuredContent"]
 
 
-def write_lua(path: Path, headers: dict[str, str]) -> Path:
+def write_lua(path: Path, headers: dict[str, str], body: str = CALL_BODY) -> Path:
     lines = "\n".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items())
-    path.write_text(LUA_TEMPLATE.format(body=CALL_BODY, headers=lines))
+    path.write_text(LUA_TEMPLATE.format(body=body, headers=lines))
     return path
 
 

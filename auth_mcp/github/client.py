@@ -7,15 +7,15 @@ is collapsed into "invalid token", and no token ever reaches a log line.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import quote, urlencode
 
 import httpx
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from auth_mcp.clock import Clock
 from auth_mcp.github.backoff import RateLimitBackoff
@@ -47,6 +47,8 @@ _SECONDARY_LIMIT_PAUSE = 60
 # answers in GitHub's place; an older one would pass off stale data as current.
 ETAG_FRESH_FOR = 300
 
+M = TypeVar("M", bound=BaseModel)
+
 ApiObserver = Callable[[str, int | None, str | None], None]
 """Called after each GitHub call with (endpoint label, HTTP status or None, x-ratelimit-remaining)."""
 
@@ -66,6 +68,7 @@ class GitHub(Protocol):
     async def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> GitHubTokens: ...
     async def refresh(self, refresh_token: str) -> GitHubTokens: ...
     async def get_json(self, token: str, path: str, *, person: str | None = None) -> Any: ...
+    async def get_model(self, token: str, path: str, model: type[M], *, person: str | None = None) -> M: ...
     async def get_user(self, token: str) -> GitHubUser: ...
     async def get_org_membership(self, token: str, org: str) -> OrgMembership | None: ...
     async def revoke_token(self, token: str) -> None: ...
@@ -94,6 +97,8 @@ class GitHubClient:
         self._etags = etags if etags is not None else ETagCache()
         self._backoff = backoff if backoff is not None else RateLimitBackoff(clock=clock)
         self._observer = observer
+        # What every REST read sends but the token (and If-None-Match): built once, not per call.
+        self._read_headers = {"User-Agent": USER_AGENT, **self._api_headers()}
 
     @property
     def client_id(self) -> str:
@@ -167,34 +172,49 @@ class GitHubClient:
 
     # REST ------------------------------------------------------------------------------------
 
-    def _api_headers(self, token: str | None = None) -> dict[str, str]:
-        headers = {
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": API_VERSION,
-        }
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        return headers
+    def _api_headers(self) -> dict[str, str]:
+        return {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
 
     async def get_json(self, token: str, path: str, *, person: str | None = None) -> Any:
         """A conditional GET: with the ETag cached for this token, an unchanged resource costs a 304.
 
         `person` (the GitHub user id) is whose rate limit the call spends; without it, the token's.
         """
+        return (await self._read(token, path, person)).body
+
+    async def get_model(self, token: str, path: str, model: type[M], *, person: str | None = None) -> M:
+        """`get_json` parsed into `model`; an answer GitHub confirms unchanged (304) is not parsed again.
+
+        The model is shared by every read of this token that GitHub answers 304, so it must not be
+        changed (copy it first). A body that does not fit `model` is GitHub failing, not the person.
+        """
+        entry = await self._read(token, path, person)
+        parsed = entry.parsed.get(model)
+        if parsed is None:
+            try:
+                parsed = entry.parsed[model] = model.model_validate(entry.body)
+            except ValidationError:
+                raise GitHubUnavailable(f"GitHub answered {path} with a body this server cannot read") from None
+        return cast(M, parsed)
+
+    async def _read(self, token: str, path: str, person: str | None) -> CachedResponse:
+        """The body of a conditional GET, as a cache entry (a new one, uncached, if GitHub sent no ETag)."""
         url = f"{self._api_url}/{path.lstrip('/')}"
         limiter = f"person:{person}" if person is not None else f"token:{token_hash(token)}"
         cached = self._etags.get(token, url)
         held = self._backoff.holding(limiter)
         if held is not None:
             return self._instead_of_github(cached, held)
-        headers = self._api_headers(token)
+        headers = {**self._read_headers, "Authorization": f"Bearer {token}"}
         if cached is not None:
             headers["If-None-Match"] = cached.etag
         response = await self._send("GET", url, label=_label(path), headers=headers)
         self._note_exhaustion(limiter, response)
         if response.status_code == 304 and cached is not None:
-            self._etags.put(token, url, replace(cached, validated_at=self._clock.now()))
-            return cached.body
+            # GitHub confirmed the body, so the models parsed from it stand too.
+            confirmed = CachedResponse(etag=cached.etag, body=cached.body, validated_at=self._clock.now(), parsed=cached.parsed)
+            self._etags.put(token, url, confirmed)
+            return confirmed
         try:
             self._raise_for_api_status(response)
         except GitHubRateLimited as limited:
@@ -204,23 +224,25 @@ class GitHubClient:
             body = response.json()
         except (json.JSONDecodeError, ValueError):
             raise GitHubUnavailable(f"GitHub answered {path} with a body that is not JSON") from None
-        etag = response.headers.get("etag")
-        if etag:
-            self._etags.put(token, url, CachedResponse(etag=etag, body=body, validated_at=self._clock.now()))
-        return body
+        entry = CachedResponse(etag=response.headers.get("etag") or "", body=body, validated_at=self._clock.now())
+        if entry.etag:
+            self._etags.put(token, url, entry)
+        return entry
 
-    def _instead_of_github(self, cached: CachedResponse | None, limited: GitHubRateLimited) -> Any:
+    def _instead_of_github(self, cached: CachedResponse | None, limited: GitHubRateLimited) -> CachedResponse:
         """While rate limited: a recent enough cached answer, else the limit with its retry time."""
         if cached is not None and self._clock.now() - cached.validated_at <= ETAG_FRESH_FOR:
-            return cached.body
+            return cached
         raise limited
 
     def _note_exhaustion(self, limiter: str, response: httpx.Response) -> None:
         """A success that spent the last call of the hour: hold back until the reset, as GitHub
         would refuse anything sooner."""
         headers = response.headers
+        if response.status_code >= 400 or headers.get("x-ratelimit-remaining") != "0":
+            return
         reset = headers.get("x-ratelimit-reset", "")
-        if response.status_code < 400 and headers.get("x-ratelimit-remaining") == "0" and reset.isdigit():
+        if reset.isdigit():
             self._backoff.hold(limiter, GitHubRateLimited(retry_at=int(reset), secondary=False, now=int(self._clock.now())))
 
     async def get_user(self, token: str) -> GitHubUser:
@@ -243,8 +265,8 @@ class GitHubClient:
 
     # Transport -------------------------------------------------------------------------------
 
-    async def _send(self, method: str, url: str, *, label: str, **kwargs: Any) -> httpx.Response:
-        headers = {"User-Agent": USER_AGENT, **kwargs.pop("headers", {})}
+    async def _send(self, method: str, url: str, *, label: str, headers: dict[str, str], **kwargs: Any) -> httpx.Response:
+        headers.setdefault("User-Agent", USER_AGENT)
         try:
             response = await self._http.request(method, url, headers=headers, **kwargs)
         except httpx.TimeoutException:
@@ -331,6 +353,7 @@ def _message(response: httpx.Response) -> str:
     return str(body)[:200]
 
 
+@functools.lru_cache(maxsize=256)  # a handful of paths, asked on every call
 def _label(path: str) -> str:
     """A low-cardinality name for metrics: /user/memberships/orgs/acme -> user.memberships.orgs.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from auth_mcp.tokens import token_hash
@@ -14,6 +14,10 @@ class CachedResponse:
     etag: str
     body: Any
     validated_at: float = 0.0  # when GitHub last sent or confirmed (304) this body
+    # The body parsed into models (`GitHubClient.get_model`), by model: a 304 confirms these
+    # as much as the body, so they are not parsed again. They belong to this entry, so they are
+    # as private to the token as the body is, and a new body (a 200) comes with none.
+    parsed: dict[type, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 class ETagCache:

@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
+
+from pydantic import BaseModel
 
 from auth_mcp.clock import Clock
 from auth_mcp.crypto import DecryptionError, Keyring
@@ -33,6 +37,9 @@ from auth_mcp.storage.records import GitHubCredentials, Grant
 from auth_mcp.storage.store import Store
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 REFRESH_AHEAD = 300  # refresh tokens expiring within 5 minutes before using them
 LEASE_SECONDS = 30  # longest a refresh may hold the lease (GitHub's call is bounded by its timeout)
@@ -57,6 +64,19 @@ class GrantEnded(GitHubError):
 
 
 class PersonGitHub:
+    """GitHub as the person behind one grant.
+
+    One instance may serve many calls: tools/kit.py keeps one per verified MCP token, for as long
+    as the token verifier keeps that token (it drops it when the grant is revoked, here or in
+    another process, and reads it again from the database within `max_age`, 30 s, regardless). The instance
+    keeps the grant it read and the token it decrypted, so a call GitHub answers 304 touches
+    neither the database nor the cipher. That is safe because what it keeps can only go stale in
+    two ways, and both are caught:
+    - the grant's GitHub token was refreshed elsewhere: a refresh kills the old token at GitHub
+      at once, so GitHub answers 401 to it, and a 401 always reads the grant again (below);
+    - the token's expiry is an absolute time, checked against the clock on every call.
+    """
+
     def __init__(
         self, *, grant_id: str, store: Store, keyring: Keyring, github: GitHub, revoker: GrantEnder, clock: Clock
     ) -> None:
@@ -66,24 +86,39 @@ class PersonGitHub:
         self._github = github
         self._revoker = revoker
         self._clock = clock
+        self._grant: Grant | None = None  # as last read (or written, after a refresh); None: read it
+        self._opened: tuple[str, str] | None = None  # (ciphertext, plaintext) of the token last decrypted
 
     async def get(self, path: str) -> Any:
         """GET a REST path as this person (conditional, so repeats cost a 304)."""
-        grant = await self._load()
+        return await self._as_person(lambda token, person: self._github.get_json(token, path, person=person))
+
+    async def get_model(self, path: str, model: type[M]) -> M:
+        """GET a REST path as this person, parsed into `model`; a 304 reuses the model parsed before
+        (shared between calls of this person: copy it before changing it). A body that does not
+        fit `model` is a `GitHubUnavailable`."""
+        return await self._as_person(lambda token, person: self._github.get_model(token, path, model, person=person))
+
+    async def _as_person(self, call: Callable[[str, str], Awaitable[T]]) -> T:
+        grant = self._grant or await self._load()
         person = str(grant.github_user_id)  # GitHub's rate limit is the person's, across their grants
         token = await self._usable_token(grant)
         try:
-            return await self._github.get_json(token, path, person=person)
+            return await call(token, person)
         except GitHubUnauthorized:
-            if grant.github.refresh_token_enc is None:
-                await self._end("GitHub no longer accepts the token: the app was revoked or the token replaced")
-            # Perhaps it expired early, or another process refreshed it: refresh (or pick up theirs) once.
-            token = await self._refreshed_token(grant)
-            try:
-                return await self._github.get_json(token, path, person=person)
-            except GitHubUnauthorized:
-                await self._end("GitHub no longer accepts the token, even after refreshing it")
-                raise  # unreachable: _end raises
+            pass
+        # The grant as it is now, not as it was kept: another process may have refreshed its
+        # token (which killed ours at GitHub), or ended it.
+        current = await self._load()
+        if current.github.token_enc == grant.github.token_enc and current.github.refresh_token_enc is None:
+            await self._end("GitHub no longer accepts the token: the app was revoked or the token replaced")
+        # Perhaps it expired early, or another process refreshed it: refresh (or pick up theirs) once.
+        token = await self._refreshed_token(grant)
+        try:
+            return await call(token, person)
+        except GitHubUnauthorized:
+            await self._end("GitHub no longer accepts the token, even after refreshing it")
+            raise  # unreachable: _end raises
 
     async def access_token(self) -> str:
         """The person's GitHub token, refreshed first if it is about to expire (for an upstream
@@ -101,14 +136,21 @@ class PersonGitHub:
     async def _load(self) -> Grant:
         grant = await self._store.get_grant(self._grant_id)
         if grant is None:
+            self._grant = self._opened = None
             raise GrantEnded("it was revoked")
+        self._grant = grant
         return grant
 
     def _decrypt(self, value: str) -> str:
+        opened = self._opened
+        if opened is not None and opened[0] == value:
+            return opened[1]
         try:
-            return self._keyring.decrypt(value)
+            plaintext = self._keyring.decrypt(value)
         except DecryptionError:
             raise GitHubError("This server can no longer read your GitHub token after a key change; sign in again") from None
+        self._opened = (value, plaintext)
+        return plaintext
 
     async def _usable_token(self, grant: Grant) -> str:
         expires_at = grant.github.token_expires_at
@@ -153,11 +195,15 @@ class PersonGitHub:
         except GitHubOAuthError as exc:
             await self._end(f"GitHub refused to refresh it: {exc.error}")
             raise  # unreachable
-        await self._store.update_github_credentials(self._grant_id, sealed_credentials(fresh, keyring=self._keyring, now=int(self._clock.now())))
+        credentials = sealed_credentials(fresh, keyring=self._keyring, now=int(self._clock.now()))
+        await self._store.update_github_credentials(self._grant_id, credentials)
         logger.info("refreshed the GitHub token of grant %s", self._grant_id[:8])
-        return fresh.access_token.get_secret_value()
+        token = fresh.access_token.get_secret_value()
+        self._grant, self._opened = replace(current, github=credentials), (credentials.token_enc, token)
+        return token
 
     async def _end(self, why: str) -> None:
+        self._grant = self._opened = None
         # GitHub already dropped the token (or we cannot use it): no point revoking it there.
         await self._revoker.revoke_grant(self._grant_id, reason=why, at_github=False)
         raise GrantEnded(why)

@@ -15,6 +15,10 @@ which never leaves the server. `scopes` are the MCP scopes the tool needs; they 
 the HTTP layer (403 insufficient_scope, so clients can step up), again here, listed in the
 tool's description and `_meta`, and asked of GitHub at login. Pass it to `create_app(settings, tools=[...])`, or add it to `BUILTIN_TOOLS`
 in `auth_mcp/tools/__init__.py`.
+
+`github.get(path)` answers with GitHub's JSON; `github.get_model(path, Model)` with it parsed into
+a pydantic model that is kept with the ETag, so a repeated read GitHub answers 304 costs no
+parsing (the model is shared between those reads: copy it before changing it).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.elicitation import AcceptedElicitation
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Resolve
@@ -60,10 +65,21 @@ async def _persons_github(ctx: Context) -> PersonGitHub:
     services = ctx.request_context.lifespan_context
     if not isinstance(services, ToolServices):
         raise ToolError("This tool runs only inside auth-mcp's server")
-    return services.people(caller().grant_id)
+    # One per verified token, kept as long as the verifier keeps the token (which it drops when the
+    # grant is revoked): what it learns of the grant serves the token's next calls (github/person.py).
+    return caller().answer(_PERSONS_GITHUB, lambda token: services.people(token.grant_id))
+
+
+_PERSONS_GITHUB = "auth_mcp.tools.kit:PersonsGitHub"
 
 
 PersonsGitHub = Annotated[PersonGitHub, Resolve(_persons_github)]
+
+# The SDK wraps each resolved value (`github` above) in `AcceptedElicitation[Any]`, a pydantic
+# generic class that pydantic caches only weakly: whenever the garbage collector freed it, the next
+# tool call built it again, schema and all (37 times in 300 calls of get_user_profile, profiled).
+# Holding the class keeps pydantic's cache entry alive.
+_RESOLVED_VALUE = AcceptedElicitation[Any]
 
 
 @dataclass(frozen=True)

@@ -9,4 +9,4 @@ from auth_mcp.tools.kit import PersonsGitHub, scoped_tool
 @scoped_tool(scopes=("read:user",), title="GitHub profile")
 async def get_user_profile(github: PersonsGitHub) -> GitHubUser:
     """The signed-in person's GitHub profile (GET /user): login, id, name and the rest of GitHub's fields."""
-    return GitHubUser.model_validate(await github.get("/user"))
+    return await github.get_model("/user", GitHubUser)

@@ -19,6 +19,7 @@ from auth_mcp.github.models import (
     GitHubRateLimited,
     GitHubUnauthorized,
     GitHubUnavailable,
+    GitHubUser,
 )
 from tests.support.clock import FakeClock
 
@@ -156,6 +157,48 @@ async def test_etags_are_never_shared_between_tokens(github: GitHubClient) -> No
     await github.get_json("gho_alice", "/user")
     await github.get_json("gho_bob", "/user")
     assert "if-none-match" not in route.calls[1].request.headers
+
+
+@respx.mock
+async def test_a_304_answers_with_the_model_parsed_before_and_a_changed_body_is_parsed_anew(github: GitHubClient) -> None:
+    route = respx.get(f"{API}/user")
+    route.side_effect = [
+        httpx.Response(200, json={"id": 1, "login": "octocat"}, headers={"etag": 'W/"v1"'}),
+        httpx.Response(304, headers={"etag": 'W/"v1"'}),
+        httpx.Response(200, json={"id": 1, "login": "octocat", "name": "Mona"}, headers={"etag": 'W/"v2"'}),
+        httpx.Response(304, headers={"etag": 'W/"v2"'}),
+    ]
+    first = await github.get_model("gho_a", "/user", GitHubUser)
+    confirmed = await github.get_model("gho_a", "/user", GitHubUser)
+    assert confirmed is first  # GitHub said unchanged: the model parsed from the 200 answers
+    changed = await github.get_model("gho_a", "/user", GitHubUser)
+    assert changed.name == "Mona" and first.name is None
+    assert (await github.get_model("gho_a", "/user", GitHubUser)) is changed
+    assert route.calls[3].request.headers["if-none-match"] == 'W/"v2"'
+
+
+@respx.mock
+async def test_parsed_models_are_never_shared_between_tokens(github: GitHubClient) -> None:
+    # Both answers carry the same ETag: only the token tells them apart.
+    route = respx.get(f"{API}/user")
+    route.side_effect = [
+        httpx.Response(200, json={"id": 1, "login": "alice"}, headers={"etag": '"same"'}),
+        httpx.Response(200, json={"id": 2, "login": "bob"}, headers={"etag": '"same"'}),
+        httpx.Response(304, headers={"etag": '"same"'}),
+        httpx.Response(304, headers={"etag": '"same"'}),
+    ]
+    assert (await github.get_model("gho_alice", "/user", GitHubUser)).login == "alice"
+    assert (await github.get_model("gho_bob", "/user", GitHubUser)).login == "bob"
+    assert "if-none-match" not in route.calls[1].request.headers
+    assert (await github.get_model("gho_alice", "/user", GitHubUser)).login == "alice"
+    assert (await github.get_model("gho_bob", "/user", GitHubUser)).login == "bob"
+
+
+@respx.mock
+async def test_a_body_that_does_not_fit_the_model_is_unavailability_not_a_crash(github: GitHubClient) -> None:
+    respx.get(f"{API}/user").respond(200, json={"login": "octocat"}, headers={"etag": '"x"'})  # no id
+    with pytest.raises(GitHubUnavailable, match="cannot read"):
+        await github.get_model("gho_a", "/user", GitHubUser)
 
 
 @respx.mock

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from auth_mcp.github.devserver import DevGitHub, DevGitHubOptions
-from auth_mcp.github.person import LEASE_SECONDS
+from auth_mcp.github.person import LEASE_SECONDS, REFRESH_AHEAD, PersonGitHub
 from auth_mcp.http.pages import Pages
 from tests.support.browser import Browser
 from tests.support.clock import FakeClock
@@ -62,6 +62,39 @@ async def test_a_401_with_a_refresh_token_is_cured_by_one_refresh(db_url: str) -
         await env.services.github.revoke_token(env.services.keyring.decrypt(grant.github.token_enc))
         assert await profile_ok(env, issued.access_token)
         assert len(await env.services.store.list_grants()) == 1
+
+
+async def test_a_token_refreshed_by_another_process_is_picked_up_when_github_refuses_the_old_one(db_url: str) -> None:
+    async with in_process(database_url=db_url) as env:
+        stand_in(env).options.token_ttl = EIGHT_HOURS
+        _, issued = await login(env, login="rosa")
+        assert await profile_ok(env, issued.access_token)  # this token's calls now know the grant
+        grant = (await env.services.store.list_grants())[0]
+        # Another process finds GitHub's token dead and refreshes it, which kills the old one.
+        services = env.services
+        await services.github.revoke_token(services.keyring.decrypt(grant.github.token_enc))
+        other = PersonGitHub(grant_id=grant.grant_id, store=services.store, keyring=services.keyring,
+                             github=services.github, revoker=services.revoker, clock=env.clock)  # fmt: skip
+        assert (await other.get("/user"))["login"] == "rosa"
+        refreshed = (await services.store.list_grants())[0].github
+        assert refreshed.token_enc != grant.github.token_enc
+        refreshes = stand_in(env).calls.count(("POST", "/login/oauth/access_token"))
+        # The same MCP token: GitHub refuses the token it used before; it takes up the new one.
+        assert await profile_ok(env, issued.access_token)
+        assert stand_in(env).calls.count(("POST", "/login/oauth/access_token")) == refreshes  # no second refresh
+        assert (await services.store.list_grants())[0].github == refreshed
+
+
+async def test_the_same_mcp_token_refreshes_githubs_token_when_it_comes_due(db_url: str) -> None:
+    async with in_process(database_url=db_url) as env:
+        stand_in(env).options.token_ttl = REFRESH_AHEAD + 10  # due for a refresh 10 seconds after login
+        _, issued = await login(env, login="sara")
+        assert await profile_ok(env, issued.access_token)
+        before = (await env.services.store.list_grants())[0].github
+        env.clock.advance(15)  # within the token verifier's cache: the same verified token, the same grant read
+        assert await profile_ok(env, issued.access_token)
+        after = (await env.services.store.list_grants())[0].github
+        assert after.token_enc != before.token_enc and after.token_expires_at == int(env.clock.now()) + REFRESH_AHEAD + 10
 
 
 async def test_a_refresh_github_refuses_kills_the_grant(db_url: str) -> None:

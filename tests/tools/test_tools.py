@@ -59,6 +59,17 @@ async def test_a_repeated_profile_read_is_answered_304_and_does_not_spend_the_ra
         assert stand_in(env).rate_limit_used("octocat") == spent
 
 
+async def test_two_people_reading_their_profiles_in_turn_each_get_their_own(db_url: str) -> None:
+    async with in_process(database_url=db_url) as env:
+        _, alice = await login(env, login="alice")
+        _, bob = await login(env, login="bob")
+        for _ in range(3):  # the first read of each is GitHub's 200, the others 304s
+            for person, issued in (("alice", alice), ("bob", bob)):
+                profile = result(await call_tool(env, issued.access_token, "get_user_profile"))["structuredContent"]
+                assert (profile["login"], profile["id"]) == (person, user_id_for(person))
+        assert stand_in(env).rate_limit_used("alice") == stand_in(env).rate_limit_used("bob")
+
+
 async def test_emails_need_user_email_and_flag_primary_and_verified(db_url: str) -> None:
     async with in_process(database_url=db_url) as env:
         _, issued = await login(env, login="erin", scope="read:user user:email")
