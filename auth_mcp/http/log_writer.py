@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +38,7 @@ class LogWriter:
         self._max_pending = max_pending
         self._pending: deque[tuple[Make, Any]] = deque()
         self._wake = threading.Event()
+        self._stopping = threading.Event()  # cuts a batch's gathering short
         self._writing = threading.Lock()  # one writer at a time: lines stay in order
         self._thread: threading.Thread | None = None
         self._running = False
@@ -55,6 +55,7 @@ class LogWriter:
     def start(self) -> None:
         if self._thread is None:
             self._running = True
+            self._stopping.clear()
             self._thread = threading.Thread(target=self._run, name="auth-mcp-log-writer", daemon=True)
             self._thread.start()
 
@@ -63,6 +64,7 @@ class LogWriter:
         thread, self._thread = self._thread, None
         self._running = False
         if thread is not None:
+            self._stopping.set()
             self._wake.set()
             thread.join(timeout=10)
         self.flush()
@@ -80,8 +82,7 @@ class LogWriter:
         while self._running:
             self._wake.wait()
             self._wake.clear()
-            if self._running:
-                time.sleep(self._linger)  # let a batch gather
+            self._stopping.wait(self._linger)  # let a batch gather
             self.flush()
 
 
