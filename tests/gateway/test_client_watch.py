@@ -74,8 +74,8 @@ async def test_a_cancellation_swallowed_inside_the_block_is_not_counted_against_
         assert await asyncio.create_task(request()) == 0
 
 
-async def test_someone_else_s_cancellation_still_goes_through() -> None:
-    client = Client()
+async def waiting_request(client: Client) -> asyncio.Task[None]:
+    """A request inside `ClientGone`, waiting on something slow."""
     inside = asyncio.Event()
 
     async def request() -> None:
@@ -85,6 +85,12 @@ async def test_someone_else_s_cancellation_still_goes_through() -> None:
 
     task = asyncio.create_task(request())
     await inside.wait()
+    return task
+
+
+async def test_someone_else_s_cancellation_still_goes_through() -> None:
+    client = Client()
+    task = await waiting_request(client)
     task.cancel()  # e.g. the server shutting down
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -92,15 +98,7 @@ async def test_someone_else_s_cancellation_still_goes_through() -> None:
 
 async def test_a_shutdown_that_coincides_with_the_disconnect_is_not_swallowed() -> None:
     client = Client()
-    inside = asyncio.Event()
-
-    async def request() -> None:
-        async with ClientGone(client.receive):
-            inside.set()
-            await asyncio.sleep(30)
-
-    task = asyncio.create_task(request())
-    await inside.wait()
+    task = await waiting_request(client)
     client.leave.set()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
