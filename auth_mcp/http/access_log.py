@@ -77,8 +77,8 @@ class AccessLog:
             # Label values stay bounded: route templates, known methods, status codes.
             self._latency.observe((route, method if method in _METHODS else "OTHER", status), elapsed)
             if logger.isEnabledFor(logging.INFO):
-                line = (time(), rid, client, method, scope.get("path", ""), status, elapsed, scope.get(PERSON_KEY))
-                self._lines.submit(_record, (*line, scope.get(PERSON_ID_KEY), scope.get(TOOL_KEY)))
+                path, person, person_id, tool = scope.get("path", ""), scope.get(PERSON_KEY), scope.get(PERSON_ID_KEY), scope.get(TOOL_KEY)
+                self._lines.submit(_record, (time(), rid, client, method, path, status, elapsed, person, person_id, tool))
             request_id.reset(reset)
 
 
