@@ -161,20 +161,14 @@ def run_wrk(url: str, lua: Path, args: argparse.Namespace, duration: int) -> dic
 PIDS: dict[str, list[int]] = {"gateway": [], "upstream": []}
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far (proc(5): fields 14 and 15, in clock ticks)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measured(url: str, lua: Path, args: argparse.Namespace, *, through: bool) -> dict:
     """One wrk run, with the CPU time each server process spent per request during it: unlike
     throughput on a busy shared machine, CPU per request barely moves with other load."""
     watched = {name: pids[0] for name, pids in PIDS.items() if pids and (through or name == "upstream")}
-    before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+    before = {name: whoami.cpu_seconds(pid) for name, pid in watched.items()}
     result = run_wrk(url, lua, args, args.duration)
     for name, pid in watched.items():
-        result[f"{name}_cpu_us_per_request"] = (cpu_seconds(pid) - before[name]) / max(result["requests"], 1) * 1e6
+        result[f"{name}_cpu_us_per_request"] = (whoami.cpu_seconds(pid) - before[name]) / max(result["requests"], 1) * 1e6
     return result
 
 

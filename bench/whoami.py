@@ -259,7 +259,8 @@ _TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process, all its threads (the log writer's included)."""
+    """User plus system CPU time of a process so far, all its threads (proc(5): fields 14 and 15,
+    in clock ticks)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / _TICK
 
