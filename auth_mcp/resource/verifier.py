@@ -128,32 +128,24 @@ class CachedVerifier:
         """The cached answer for `token` when it is fresh and the token has not expired; None
         otherwise, without a database query (`verify` then decides). The bearer guard's hot path:
         a token in use is answered here, with no coroutine and no failure-budget check."""
-        entry = self._entries.get(token_hash(token))
-        if entry is None:
-            return None
         now = self._clock.now()
-        if now - entry.fetched_at >= self._max_age:
-            return None
-        expires_at = entry.verified.token.expires_at
-        return None if expires_at is not None and expires_at <= now else entry.verified
+        return _unexpired(self._cached(token_hash(token), now), now)
 
     async def verify(self, token: str) -> Verified | None:
         digest = token_hash(token)
         now = self._clock.now()
-        entry = self._entries.get(digest)
-        if entry is not None and now - entry.fetched_at < self._max_age:
-            verified: Verified | None = entry.verified
-        else:
+        verified = self._cached(digest, now)
+        if verified is None:
             unknown_since = self._unknown.get(digest)
             if unknown_since is not None and now - unknown_since < self._max_age:
                 return None
             verified = await self._load(token, digest, now)
-        if verified is None:
-            return None
-        expires_at = verified.token.expires_at
-        if expires_at is not None and expires_at <= now:
-            return None
-        return verified
+        return _unexpired(verified, now)
+
+    def _cached(self, digest: str, now: float) -> Verified | None:
+        """The cache's answer, if it has one younger than `max_age`."""
+        entry = self._entries.get(digest)
+        return entry.verified if entry is not None and now - entry.fetched_at < self._max_age else None
 
     async def _load(self, token: str, digest: str, now: float) -> Verified | None:
         pending = self._inflight.get(digest)
@@ -250,3 +242,10 @@ class CachedVerifier:
             credentials=AuthCredentials(access.scopes),
             scopes=frozenset(access.scopes),
         )
+
+
+def _unexpired(verified: Verified | None, now: float) -> Verified | None:
+    if verified is None:
+        return None
+    expires_at = verified.token.expires_at
+    return None if expires_at is not None and expires_at <= now else verified
