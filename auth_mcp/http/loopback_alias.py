@@ -36,13 +36,15 @@ class LoopbackAliasGuard:
         self._host = (own.hostname or "").lower()
         self._port = own.port or (443 if own.scheme == "https" else 80)
         self._active = is_loopback_host(self._host)
-        self._aliases = Decisions(lambda host: bool(host) and self._is_alias(host or ""))
+        self._aliases = Decisions(self._is_alias)
 
     @staticmethod
     def applies(issuer: str) -> bool:
         return is_loopback_host(urlsplit(issuer).hostname)
 
-    def _is_alias(self, host_header: str) -> bool:
+    def _is_alias(self, host_header: str | None) -> bool:
+        if not host_header:
+            return False
         parts = urlsplit(f"//{host_header}")
         try:
             port = parts.port
