@@ -124,15 +124,7 @@ class BearerGuard:
             # RFC 8707 / MCP: only tokens issued for this server are accepted.
             self._metrics.tokens_refused.labels("audience").inc()
             description = "The access token was issued for another resource"
-            log_refusal(
-                endpoint=scope["path"],
-                status=401,
-                error="invalid_token",
-                description=description,
-                client_id=access.client_id,
-                person=access.github_login,
-                person_id=access.github_user_id,
-            )
+            _log_refusal_of(access, scope, 401, "invalid_token", description)
             await self._refuse(scope, receive, send, 401, error="invalid_token", description=description)
             return
         scope[PERSON_KEY] = access.github_login
@@ -217,16 +209,7 @@ class BearerGuard:
         access = verified.token
         if self._on_insufficient_scope is not None:
             self._on_insufficient_scope(access, [tool] if tool is not None else [], missing)
-        log_refusal(
-            endpoint=scope["path"],
-            status=403,
-            error="insufficient_scope",
-            description=description,
-            client_id=access.client_id,
-            person=access.github_login,
-            person_id=access.github_user_id,
-            tool=tool,
-        )
+        _log_refusal_of(access, scope, 403, "insufficient_scope", description, tool=tool)
         await self._refuse(
             scope, receive, send, 403, error="insufficient_scope", description=description, scope_value=" ".join(missing)
         )
@@ -288,6 +271,20 @@ _HANDSHAKE_VERSIONS = frozenset(version.encode() for version in HANDSHAKE_PROTOC
 def _is_modern(protocol_version: bytes | None) -> bool:
     """The SDK's own routing rule: such a request takes its per-request (header-checked) path."""
     return protocol_version is not None and protocol_version not in _HANDSHAKE_VERSIONS
+
+
+def _log_refusal_of(access: McpAccessToken, scope: Scope, status: int, error: str, description: str, tool: str | None = None) -> None:
+    """The refusal's log line, naming the client and the person the verified token belongs to."""
+    log_refusal(
+        endpoint=scope["path"],
+        status=status,
+        error=error,
+        description=description,
+        client_id=access.client_id,
+        person=access.github_login,
+        person_id=access.github_user_id,
+        tool=tool,
+    )
 
 
 def _text(value: bytes | None) -> str | None:
