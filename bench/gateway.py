@@ -69,9 +69,6 @@ LUA_TEMPLATE = """
 wrk.method = "POST"
 {headers}
 local counter = 0
-local threads = {{}}
-function setup(thread) table.insert(threads, thread) end
-function init(args) bad = 0 end
 function request()
   counter = counter + 1
   return wrk.format(nil, nil, nil, string.format([==[{body}]==], counter))
@@ -79,15 +76,7 @@ end
 function response(status, headers, body)
   if status ~= 200 or not string.find(body, '{expected}', 1, true) then bad = bad + 1 end
 end
-function done(summary, latency, requests)
-  local total = 0
-  for _, t in ipairs(threads) do total = total + t:get("bad") end
-  local e = summary.errors
-  io.write(string.format('BENCH {{"requests":%d,"bad":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,'
-    .. '"p50_ms":%.3f,"p99_ms":%.3f}}\\n', summary.requests, total, e.connect, e.read, e.write, e.timeout,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
-end
-"""
+""" + whoami.LUA_SUMMARY
 
 
 def call_body(upstream: str) -> dict:

@@ -75,26 +75,30 @@ META = {
 CALL = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "arguments": {}, "_meta": META}}
 CALL_BODY = json.dumps(CALL, separators=(",", ":"))
 
-# The request, a per-thread count of bad responses, and one JSON summary line at the end.
-LUA_TEMPLATE = """
-wrk.method = "POST"
-wrk.body = [==[{body}]==]
-{headers}
+# The summary every wrk run ends with (this bench and gateway.py): each thread's count of bad
+# responses, wrk's socket errors and latency percentiles, as one JSON line.
+LUA_SUMMARY = """
 local threads = {{}}
 function setup(thread) table.insert(threads, thread) end
 function init(args) bad = 0 end
-function response(status, headers, body)
-  if status ~= 200 or not string.find(body, '"isError":false', 1, true) then bad = bad + 1 end
-end
 function done(summary, latency, requests)
   local total = 0
   for _, t in ipairs(threads) do total = total + t:get("bad") end
   local e = summary.errors
   io.write(string.format('BENCH {{"requests":%d,"bad":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,'
-    .. '"p50_ms":%.2f,"p99_ms":%.2f}}\\n', summary.requests, total, e.connect, e.read, e.write, e.timeout,
+    .. '"p50_ms":%.3f,"p99_ms":%.3f}}\\n', summary.requests, total, e.connect, e.read, e.write, e.timeout,
     latency:percentile(50) / 1000, latency:percentile(99) / 1000))
 end
 """
+# The request, checked response by response (status 200 and a successful result).
+LUA_TEMPLATE = """
+wrk.method = "POST"
+wrk.body = [==[{body}]==]
+{headers}
+function response(status, headers, body)
+  if status ~= 200 or not string.find(body, '"isError":false', 1, true) then bad = bad + 1 end
+end
+""" + LUA_SUMMARY
 
 
 class BenchError(Exception):
