@@ -59,7 +59,7 @@ def batched() -> Iterator[Callable[[logging.Logger, logging.LogRecord], None]]:
             direct[logger.name] = _sole_handler(logger)
         handler = direct[logger.name]
         if handler is not None and record.levelno >= handler.level:
-            buffers.setdefault(handler, []).append(handler.format(record) + handler.terminator)
+            handler.emit(record)  # into this batch's buffer; its only filter (_RequestId) has nothing to add
         else:
             logger.handle(record)
 
