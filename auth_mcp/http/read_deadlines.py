@@ -14,6 +14,10 @@ timer for the part of a request that has not arrived yet:
   `BODY_TIMED_OUT` in its scope (the access log reports it as a 408) and the connection closes.
   Once the body is complete the deadline no longer applies, so a response stream (SSE) can wait
   for the client's disconnect as long as it likes.
+Either way the connection closes in stages (RFC 9112 §9.6): the 408 and our end of the connection
+go first, what the client still sends is read and dropped, and the socket closes when the client
+closes its end or LINGER_SECONDS later. Closed at once, a socket with unread input makes the
+kernel reset the connection, and a reset can destroy the 408 before the client reads it.
 A timer is armed only when the bytes at hand leave a part unfinished: a request that arrives
 whole, the common case, costs no timer and nothing per request in the application. (This was an
 ASGI middleware with a timeout around each `receive()`: about a quarter of what authentication
@@ -29,6 +33,7 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 BODY_TIMED_OUT = "auth_mcp.body_timed_out"  # ASGI scope key, set on a request whose body came too slowly
+LINGER_SECONDS = 2.0
 
 
 def _timeout_response(text: bytes) -> bytes:
@@ -50,6 +55,7 @@ def read_deadline_protocol(header_seconds: float, body_seconds: float) -> type[H
     class ReadDeadlineProtocol(HttpToolsProtocol):
         _timer: asyncio.TimerHandle | None = None
         _waiting_for: Literal["headers", "body"] | None = None  # what the current request lacks
+        _lingering = False  # timed out: what arrives is dropped until the connection closes
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -61,6 +67,8 @@ def read_deadline_protocol(header_seconds: float, body_seconds: float) -> type[H
             self._arm()
 
         def data_received(self, data: bytes) -> None:
+            if self._lingering:
+                return
             super().data_received(data)
             # Armed once the bytes at hand are parsed, and only for an unfinished part.
             if self._waiting_for is not None and self._timer is None and not self.transport.is_closing():
@@ -109,7 +117,15 @@ def read_deadline_protocol(header_seconds: float, body_seconds: float) -> type[H
             elif cycle is None or cycle.response_complete:
                 # No request of ours is in flight on this connection: nothing else will answer.
                 self.transport.write(_HEADERS_TOO_SLOW)
-            self.transport.close()
+            self._close_in_stages()
+
+        def _close_in_stages(self) -> None:
+            self._lingering = True
+            if self.transport.can_write_eof():
+                self.transport.write_eof()  # the client reads our answer, then the end
+                self.loop.call_later(LINGER_SECONDS, self.transport.close)
+            else:
+                self.transport.close()
 
     return ReadDeadlineProtocol
 

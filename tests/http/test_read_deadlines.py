@@ -45,6 +45,25 @@ async def test_half_sent_headers_get_408_and_the_connection_closes(db_url: str) 
         writer.close()
 
 
+async def test_a_client_still_sending_after_the_deadline_is_not_reset_and_reads_its_408(db_url: str) -> None:
+    # RFC 9112 §9.6: closed at once, the server's socket answers late bytes with a reset, which
+    # breaks the client's next write (ConnectionResetError) and can erase the 408 before it is read.
+    async with run_server(database_url=db_url, header_timeout=0.3) as server:
+        reader, writer = await _open(server.port)
+        writer.transport.pause_reading()  # what the server sends stays in the kernel's buffer
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.8)  # the 408 has been sent
+        for _ in range(2):
+            writer.write(b"X-Late: " + b"a" * 30_000 + b"\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.2)  # a reset, if the server sends one, arrives in the meantime
+        writer.transport.resume_reading()
+        answer = await _answer(reader)
+        assert answer.startswith(b"HTTP/1.1 408") and answer.endswith(b"The request headers came too slowly.\n")
+        writer.close()
+
+
 async def test_headers_dripped_a_byte_at_a_time_do_not_extend_the_deadline(db_url: str) -> None:
     async with run_server(database_url=db_url, header_timeout=0.5) as server:
         reader, writer = await _open(server.port)
