@@ -372,6 +372,7 @@ def server_config(app: Any, settings: Settings) -> uvicorn.Config:
     """How uvicorn serves the app (tests/support/server.py serves it the same way)."""
     import uvicorn
 
+    from auth_mcp.http.one_write import one_write_per_turn
     from auth_mcp.http.read_deadlines import read_deadline_protocol
 
     return uvicorn.Config(
@@ -384,8 +385,9 @@ def server_config(app: Any, settings: Settings) -> uvicorn.Config:
         timeout_graceful_shutdown=20,
         server_header=False,
         lifespan="on",
-        # Connections that send their headers or body too slowly are closed (http/read_deadlines.py).
-        http=read_deadline_protocol(settings.header_timeout, settings.body_timeout),
+        # Connections that send their headers or body too slowly are closed (http/read_deadlines.py);
+        # a response's head and body leave in one write (http/one_write.py).
+        http=one_write_per_turn(read_deadline_protocol(settings.header_timeout, settings.body_timeout)),
     )
 
 
