@@ -9,7 +9,7 @@ bench/instructions.py does (and with its helpers), for the call bench/gateway.py
   the upstream as `[upstreams.echo]`, a real access token for `{issuer}/mcp/echo` from the whole
   OAuth flow (tests/support); each request goes to the ASGI app in process, through the server's
   layers, the bearer guard, the policy and audit gate and the proxy, and from there over a real
-  loopback connection (aiohttp) to the upstream. The upstream is bench/gateway.py's Python SDK
+  loopback connection (upstream_http.py) to the upstream. The upstream is bench/gateway.py's Python SDK
   server in a separate process, outside callgrind: its cost is not counted.
 - direct: that same upstream app (the SDK's MCPServer with `echo`, stateless, JSON answers, no
   auth), in process, called the same way at `/mcp`.

@@ -23,7 +23,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 from mcp.shared.inbound import decode_header_value
 from starlette.types import Message, Receive, Scope, Send
 
@@ -34,7 +33,7 @@ from auth_mcp.gateway.identity import Caller, IdentityTokens
 from auth_mcp.gateway.sessions import SessionSeal
 from auth_mcp.gateway.streams import StreamLimit
 from auth_mcp.gateway.tool_gate import STEP_UP_KEY, StreamRewriter, ToolExchange, ToolGate
-from auth_mcp.gateway.upstream_http import UpstreamHttp
+from auth_mcp.gateway.upstream_http import Answer, ConnectTimeout, ReadTimeout, Target, UpstreamError, UpstreamHttp
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +81,8 @@ class UpstreamProxy:
         self._sessions = sessions
         self._github_tokens = github_tokens
         self._request_id = request_id
+        self._target = Target.of(upstream.url)
         self._streams = StreamLimit(per_person=upstream.max_streams_per_person)
-        # sock_read: the longest silence from the upstream, before its answer and within a stream.
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=upstream.connect_timeout, sock_connect=upstream.connect_timeout, sock_read=upstream.read_timeout
-        )
 
     @property
     def streams(self) -> StreamLimit:
@@ -175,8 +171,8 @@ class UpstreamProxy:
 
     async def _outbound_headers(
         self, headers: list[tuple[bytes, bytes]], caller: Caller, session: str | bool | None
-    ) -> list[tuple[str, str]]:
-        outbound = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in to_upstream(headers)]
+    ) -> list[tuple[bytes, bytes]]:
+        outbound = to_upstream(headers)
         if self._upstream.forward == "github-token":
             try:
                 credential = await self._github_tokens(caller.grant_id)
@@ -184,17 +180,17 @@ class UpstreamProxy:
                 raise UpstreamFailure(502, f"could not be given your GitHub token: {exc}") from None
         else:
             credential = self._identity.for_upstream(caller, self._upstream.url)
-        outbound.append(("authorization", "Bearer " + credential))
-        outbound.append(("accept-encoding", "identity"))
-        outbound.append(("x-request-id", self._request_id()))
+        outbound.append((b"authorization", b"Bearer " + credential.encode("latin-1")))
+        outbound.append((b"accept-encoding", b"identity"))
+        outbound.append((b"x-request-id", self._request_id().encode("latin-1")))
         if isinstance(session, str):
-            outbound.append(("mcp-session-id", session))
+            outbound.append((_SESSION, session.encode("latin-1")))
         return outbound
 
     async def _exchange(
         self,
         method: str,
-        headers: list[tuple[str, str]],
+        headers: list[tuple[bytes, bytes]],
         body: bytes,
         caller: Caller,
         receive: Receive,
@@ -205,76 +201,72 @@ class UpstreamProxy:
         (then None: nobody is left to answer)."""
         async with ClientGone(receive):
             try:
-                response = await self._send(method, headers, body)
+                answer = await self._send(method, headers, body)
                 try:
-                    await self._relay(response, caller, send, exchange)
-                    response.release()  # read to the end: the connection goes back to the pool
+                    await self._relay(answer, caller, send, exchange)
+                    answer.release()  # read to the end: the connection goes back to the pool
                 finally:
-                    response.close()  # a no-op after release; otherwise the connection is dropped
+                    answer.close()  # a no-op after release; otherwise the connection is closed
             except UpstreamFailure as raised:
                 return raised
         return None
 
-    async def _send(self, method: str, headers: list[tuple[str, str]], body: bytes) -> aiohttp.ClientResponse:
-        session = self._http.session()
+    async def _send(self, method: str, headers: list[tuple[bytes, bytes]], body: bytes) -> Answer:
+        upstream = self._upstream
         try:
-            return await session.request(
-                method, self._url, headers=headers, data=body or None, timeout=self._timeout, allow_redirects=False
+            return await self._http.request(
+                self._target,
+                method.encode("ascii"),
+                headers,
+                body,
+                connect_timeout=upstream.connect_timeout,
+                read_timeout=upstream.read_timeout,
             )
-        except aiohttp.ConnectionTimeoutError:
-            raise UpstreamFailure(504, "did not answer in time (connect timeout)") from None
-        except (aiohttp.ServerTimeoutError, TimeoutError):
-            raise UpstreamFailure(504, "did not answer in time (read timeout)") from None
-        except aiohttp.ClientConnectorError:
-            raise UpstreamFailure(502, "is unreachable (connection refused or failed)") from None
-        except (aiohttp.ClientResponseError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError):
-            raise UpstreamFailure(502, "closed the connection or answered something that is not HTTP") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamFailure(502, f"could not be reached ({type(exc).__name__})") from None
+        except (ConnectTimeout, ReadTimeout) as exc:
+            raise UpstreamFailure(504, str(exc)) from None
+        except UpstreamError as exc:
+            raise UpstreamFailure(502, str(exc)) from None
+        except ValueError as exc:  # a header that would break the framing (encode_request)
+            raise UpstreamFailure(502, f"cannot be sent this request: {exc}") from None
 
-    async def _relay(
-        self, response: aiohttp.ClientResponse, caller: Caller, send: Send, exchange: ToolExchange | None
-    ) -> None:
-        if response.status == 401:
+    async def _relay(self, answer: Answer, caller: Caller, send: Send, exchange: ToolExchange | None) -> None:
+        if answer.status == 401:
             # The upstream refused our identity token: a configuration mismatch, not the client's
             # credential; a 401 (with the upstream's challenge) would send the client to log in again.
             raise UpstreamFailure(502, "refused auth-mcp's identity token (check its issuer, audience and jwks_uri)")
-        raw = list(response.raw_headers)
-        headers = to_client(raw)
-        session = next((value for name, value in raw if name.lower() == _SESSION), None)
-        if session is not None:
+        headers = to_client(answer.headers)
+        if answer.session_id is not None:
             # Bytes as latin-1 text and back: the upstream gets exactly the id it gave.
-            sealed = self._sessions.seal(session.decode("latin-1"), upstream=self._name, person=caller.github_user_id)
+            sealed = self._sessions.seal(answer.session_id.decode("latin-1"), upstream=self._name, person=caller.github_user_id)
             if sealed is None:
                 raise UpstreamFailure(502, "answered with an unusable Mcp-Session-Id")
             headers.append((_SESSION, sealed.encode("ascii")))
-        content_type = response.headers.get("content-type", "").encode("latin-1").split(b";")[0].strip().lower()
-        if content_type == _JSON:
-            body = await self._whole_body(response)
+        if answer.content_type == _JSON:
+            body = await self._whole_body(answer)
             if exchange is not None:
                 body = exchange.relay(body)
             headers.append((b"content-length", str(len(body)).encode("ascii")))
-            await send({"type": "http.response.start", "status": response.status, "headers": headers})
+            await send({"type": "http.response.start", "status": answer.status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         rewriter = exchange.sse(max_event_bytes=self._upstream.max_response_bytes) if exchange is not None else None
         try:
-            await self._stream(response, send, rewriter)
+            await self._stream(answer, send, rewriter)
         except ValueError as exc:  # one event past max_response_bytes: it cannot be examined
             logger.warning("upstream %s: stream ended: %s", self._name, exc)
-            response.close()
-        except (aiohttp.ServerTimeoutError, TimeoutError):
+            answer.close()
+        except ReadTimeout:
             logger.info("upstream %s: stream idle for %.0f s, closed", self._name, self._upstream.read_timeout)
-            response.close()
-        except aiohttp.ClientError as exc:
-            logger.warning("upstream %s: stream broke off (%s)", self._name, type(exc).__name__)
-            response.close()
+            answer.close()
+        except UpstreamError as exc:
+            logger.warning("upstream %s: stream broke off (%s)", self._name, exc)
+            answer.close()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _stream(self, response: aiohttp.ClientResponse, send: Send, rewriter: StreamRewriter | None) -> None:
+    async def _stream(self, answer: Answer, send: Send, rewriter: StreamRewriter | None) -> None:
         """Each chunk as it arrives; through `rewriter` (whole events only) when the policy reads it."""
-        async for chunk in response.content.iter_any():
+        while (chunk := await answer.next_chunk()) is not None:
             if rewriter is not None:
                 chunk = rewriter.feed(chunk)
                 if not chunk:
@@ -283,23 +275,17 @@ class UpstreamProxy:
         if rewriter is not None and (rest := rewriter.close()):
             await send({"type": "http.response.body", "body": rest, "more_body": True})
 
-    async def _whole_body(self, response: aiohttp.ClientResponse) -> bytes:
+    async def _whole_body(self, answer: Answer) -> bytes:
         limit = self._upstream.max_response_bytes
-        if response.content_length is not None and response.content_length > limit:
-            raise UpstreamFailure(502, f"answered more than {limit} bytes")
-        chunks: list[bytes] = []
-        size = 0
         try:
-            async for chunk in response.content.iter_any():
-                size += len(chunk)
-                if size > limit:
-                    raise UpstreamFailure(502, f"answered more than {limit} bytes")
-                chunks.append(chunk)
-        except (aiohttp.ServerTimeoutError, TimeoutError):
+            body = await answer.read(limit)
+        except ReadTimeout:
             raise UpstreamFailure(504, "stopped sending its answer (read timeout)") from None
-        except aiohttp.ClientError:
+        except UpstreamError:
             raise UpstreamFailure(502, "broke off its answer") from None
-        return b"".join(chunks)
+        if body is None:
+            raise UpstreamFailure(502, f"answered more than {limit} bytes")
+        return body
 
 
 def _caller(token: Any) -> Caller:

@@ -1,35 +1,458 @@
-"""The HTTP client the gateway reaches upstreams with.
+"""The HTTP/1.1 client the gateway reaches upstreams with.
 
-aiohttp rather than httpx (used elsewhere, towards GitHub): on the gateway's hot path httpx cost
-about 1.4 ms of CPU per forwarded call, more than a whole tool call in the Python SDK upstream
-of bench/gateway.py, and aiohttp about 0.4 ms. One connection pool for every upstream, created
-in the event loop on first use; no proxy or netrc from the environment (`trust_env=False`), so
-nothing in between can pick up identity tokens.
+Written here, on asyncio's Protocol and httptools' response parser (the llhttp binding uvicorn
+serves with), because the libraries cost more than the rest of a forwarded call: per call, httpx
+took about 1.4 ms of CPU and aiohttp 0.4-0.8 ms, more than the Python SDK upstream spends on the
+whole tool call (bench/gateway.py), which kept the gateway from keeping pace with its upstream.
+It does what the gateway needs and nothing else:
+- HTTP/1.1 over TCP or TLS (the system's trust store, the host name verified; SSL_CERT_FILE adds
+  a private CA), keep-alive connections pooled per origin, most recently used first, at most
+  `max_connections` open in all (a request waits for a free one within its connect timeout);
+- a pooled connection is used again only after its answer was read to the end with keep-alive,
+  and dropped when unused for IDLE_SECONDS (below the 5 s after which common servers close idle
+  connections) or when the upstream closes it; a GET or DELETE whose reused connection the
+  upstream closed before answering is sent once more on a new one (never a POST: it may have run);
+- the request body whole with Content-Length (the gateway has read it already, bounded); the
+  answer streamed as it arrives (Content-Length, chunked, or until the connection closes), with
+  flow control: reading pauses while BUFFER_BYTES wait for the consumer;
+- a connect timeout, and a read timeout that is the longest silence allowed, before the answer's
+  head and between its chunks; the head is bounded (MAX_HEAD_BYTES), and so is what arrives
+  between two pieces of body (chunk-size lines, trailers);
+- no proxies or netrc from the environment, no cookies, no redirects, no decompression, no header
+  of its own but Host and Content-Length; a header carrying CR, LF or NUL is refused, never sent;
+- a request cancelled (the client went away, the server stops) closes its connection.
+Every failure is an `UpstreamError` whose message says what happened, for the proxy's 502/504.
 """
 
 from __future__ import annotations
 
-import aiohttp
+import asyncio
+import collections
+import ssl
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httptools
 
 MAX_CONNECTIONS = 1000
+IDLE_SECONDS = 4.0
+MAX_HEAD_BYTES = 64 * 1024
+BUFFER_BYTES = 256 * 1024
+_RETRYABLE = frozenset({b"GET", b"DELETE"})  # idempotent (RFC 9110 §9.2.2): safe to send again
+
+
+class UpstreamError(Exception):
+    """The upstream gave no usable answer; the message completes "upstream 'x' ..."."""
+
+
+class ConnectFailed(UpstreamError):
+    pass
+
+
+class ConnectTimeout(UpstreamError):
+    pass
+
+
+class ReadTimeout(UpstreamError):
+    pass
+
+
+class BrokenAnswer(UpstreamError):
+    """Not HTTP, a head too large, or a connection closed before the end of the answer."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a request goes, parsed once per upstream."""
+
+    scheme: str
+    host: str
+    port: int
+    origin: tuple[str, str, int]
+    host_header: bytes
+    path: bytes
+
+    @classmethod
+    def of(cls, url: str) -> Target:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # RFC 9112 §3.2: Host is the authority without userinfo; an IPv6 literal keeps its brackets.
+        authority = parts.netloc.rpartition("@")[2]
+        return cls(
+            parts.scheme,
+            parts.hostname,
+            port,
+            (parts.scheme, parts.hostname, port),
+            authority.encode("idna"),
+            path.encode("ascii"),
+        )
+
+
+def encode_request(target: Target, method: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
+    """The request's bytes; ValueError for a header that would break the framing."""
+    lines = b"".join([name + b": " + value + b"\r\n" for name, value in headers])
+    # Each header adds exactly one CR and one LF: any other would start a header or a request of its own.
+    if lines.count(b"\n") != len(headers) or lines.count(b"\r") != len(headers) or b"\0" in lines:
+        raise ValueError("a header holds CR, LF or NUL")
+    length = b"content-length: %d\r\n" % len(body) if body or method == b"POST" else b""
+    return b"%s %s HTTP/1.1\r\nhost: %s\r\n%s%s\r\n%s" % (method, target.path, target.host_header, lines, length, body)
+
+
+class Answer:
+    """The upstream's answer: status and head at once, the body as it arrives."""
+
+    def __init__(self, connection: _Connection, read_timeout: float) -> None:
+        self._connection = connection
+        self._read_timeout = read_timeout
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []  # as received (names in the upstream's case)
+        self.content_type = b""  # the media type, lower case, without parameters
+        self.content_length: int | None = None
+        self.session_id: bytes | None = None  # Mcp-Session-Id
+        self.has_head = False
+        self.complete = False
+        self.close_delimited = False
+        self.received = False  # any byte of it at all
+        self.keep_alive = False
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._error: UpstreamError | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._done = False  # released or closed
+
+    async def next_chunk(self) -> bytes | None:
+        """The body bytes that have arrived (waiting for some), or None at the end."""
+        while True:
+            if self._chunks:
+                chunks = self._chunks
+                chunk = chunks.popleft() if len(chunks) == 1 else b"".join([chunks.popleft() for _ in range(len(chunks))])
+                self._buffered = 0
+                self._connection.resume()
+                return chunk
+            if self._error is not None:
+                raise self._error
+            if self.complete:
+                return None
+            await self._wait()
+
+    async def read(self, limit: int) -> bytes | None:
+        """The whole body, or None once it passes `limit` bytes."""
+        if self.content_length is not None and self.content_length > limit:
+            return None
+        parts: list[bytes] = []
+        size = 0
+        while (chunk := await self.next_chunk()) is not None:
+            size += len(chunk)
+            if size > limit:
+                return None
+            parts.append(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def release(self) -> None:
+        """Done with it: the connection goes back to the pool if the answer was read to the end."""
+        if not self._done:
+            self._done = True
+            self._connection.finished(reusable=self.complete and self.keep_alive and not self._chunks)
+
+    def close(self) -> None:
+        """Done with it before the end (or after): the connection is closed unless released."""
+        if not self._done:
+            self._done = True
+            self._connection.finished(reusable=False)
+
+    async def _head(self) -> None:
+        while not self.has_head:
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+
+    async def _wait(self) -> None:
+        loop = self._connection.loop
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(self._read_timeout, self._timed_out, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def _timed_out(self, waiter: asyncio.Future[None]) -> None:
+        if not waiter.done():
+            what = "stopped sending its answer" if self.has_head else "did not answer in time"
+            waiter.set_exception(ReadTimeout(f"{what} (read timeout)"))
+
+    # Called by the connection ----------------------------------------------------------------------
+
+    def wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def push(self, body: bytes) -> None:
+        self._chunks.append(body)
+        self._buffered += len(body)
+        if self._buffered > BUFFER_BYTES:
+            self._connection.pause()
+
+    def fail(self, error: UpstreamError) -> None:
+        if self._error is None and not self.complete:
+            self._error = error
+        self.wake()
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection: the protocol asyncio feeds, and the parser's callbacks."""
+
+    def __init__(self, pool: UpstreamHttp, origin: tuple[str, str, int]) -> None:
+        self.pool = pool
+        self.origin = origin
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.answer: Answer | None = None  # the answer being received
+        self.closed = False
+        self.reused = False
+        self.idle_since = 0.0
+        self._spoiled = False  # the upstream sent more than one answer: never used again
+        self._paused = False
+        self._unparsed = 0  # bytes since the head began or since the last piece of body
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def send(self, answer: Answer, payload: bytes) -> None:
+        self.answer = answer
+        self._unparsed = 0
+        assert self.transport is not None
+        self.transport.write(payload)
+
+    def data_received(self, data: bytes) -> None:
+        answer = self.answer
+        if answer is None:  # nothing asked: an upstream speaking out of turn gets no next request
+            self._spoiled = True
+            self.close()
+            return
+        answer.received = True
+        self._unparsed += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            answer.fail(BrokenAnswer("switched protocols, which the gateway does not forward"))
+            self.close()
+        except httptools.HttpParserError:
+            answer.fail(BrokenAnswer("answered something that is not HTTP"))
+            self.close()
+        else:
+            if self._unparsed > MAX_HEAD_BYTES and not answer.complete:
+                what = "a head" if not answer.has_head else "chunk framing or trailers"
+                answer.fail(BrokenAnswer(f"sent {what} larger than {MAX_HEAD_BYTES} bytes"))
+                self.close()
+        answer.wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.forget(self)
+        answer = self.answer
+        if answer is not None and not answer.complete:
+            if answer.has_head and answer.close_delimited:
+                answer.complete = True  # RFC 9112 §6.3: such a body ends when the connection does
+            else:
+                answer.fail(BrokenAnswer("closed the connection or answered something that is not HTTP"))
+            answer.wake()
+
+    def pause(self) -> None:
+        if not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self._paused and self.transport is not None and not self.closed:
+            self._paused = False
+            self.transport.resume_reading()
+
+    def finished(self, *, reusable: bool) -> None:
+        self.answer = None
+        if reusable and not self._spoiled and not self.closed:
+            self.pool.keep(self)
+        else:
+            self.close()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    # httptools callbacks (only those defined are called) -------------------------------------------
+
+    def on_message_begin(self) -> None:
+        answer = self.answer
+        if answer is None or answer.complete:
+            self._spoiled = True
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        answer = self.answer
+        if answer is None or answer.has_head:
+            return  # trailers (bounded by _unparsed) and whatever follows a complete answer
+        answer.headers.append((name, value))
+        lower = name.lower()
+        if lower == b"content-type":
+            answer.content_type = value.split(b";", 1)[0].strip().lower()
+        elif lower == b"content-length":
+            answer.content_length = int(value) if value.isdigit() else None
+        elif lower == b"mcp-session-id":
+            answer.session_id = value
+
+    def on_headers_complete(self) -> None:
+        answer = self.answer
+        if answer is None or answer.complete:
+            return
+        status = self.parser.get_status_code()
+        if status < 200:  # 1xx (100 Continue, 103 Early Hints): the real answer follows
+            answer.headers.clear()
+            answer.content_type, answer.content_length, answer.session_id = b"", None, None
+            return
+        answer.status = status
+        answer.has_head = True
+        chunked = any(name.lower() == b"transfer-encoding" for name, _ in answer.headers)
+        answer.close_delimited = answer.content_length is None and not chunked
+        self._unparsed = 0
+
+    def on_body(self, body: bytes) -> None:
+        answer = self.answer
+        if answer is not None and answer.has_head and not answer.complete:
+            answer.push(body)
+            self._unparsed = 0
+
+    def on_message_complete(self) -> None:
+        answer = self.answer
+        if answer is None or not answer.has_head or answer.complete:
+            return  # an interim (1xx) answer ends here, or one the upstream should not have sent
+        answer.complete = True
+        answer.keep_alive = self.parser.should_keep_alive()
 
 
 class UpstreamHttp:
-    def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
+    """The pool of upstream connections, and requests over them."""
 
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, limit_per_host=0, enable_cleanup_closed=True)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                trust_env=False,
-                # The client's own headers go through as given; aiohttp adds none of its defaults.
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-                cookie_jar=aiohttp.DummyCookieJar(),  # one person's cookies never reach another's request
-            )
-        return self._session
+    def __init__(self, *, max_connections: int = MAX_CONNECTIONS, idle_seconds: float = IDLE_SECONDS) -> None:
+        self._max = max_connections
+        self._idle_seconds = idle_seconds
+        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._open: set[_Connection] = set()
+        self._opening = 0
+        self._slot_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._tls: ssl.SSLContext | None = None
+        self._closed = False
+
+    async def request(
+        self,
+        target: Target,
+        method: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+    ) -> Answer:
+        """Send the request; the answer once its head has arrived. The caller ends it with
+        `release()` or `close()`."""
+        payload = encode_request(target, method, headers, body)
+        while True:
+            connection = self._reuse(target.origin) or await self._connect(target, connect_timeout)
+            answer = Answer(connection, read_timeout)
+            try:
+                connection.send(answer, payload)
+                await answer._head()
+            except BrokenAnswer:
+                answer.close()
+                if connection.reused and not answer.received and method in _RETRYABLE:
+                    continue  # the upstream had closed it while idle; a new connection is tried once
+                raise
+            except BaseException:
+                answer.close()
+                raise
+            return answer
+
+    def _reuse(self, origin: tuple[str, str, int]) -> _Connection | None:
+        idle = self._idle.get(origin)
+        if not idle:
+            return None
+        oldest_usable = self._now() - self._idle_seconds
+        while idle:
+            connection = idle.pop()
+            if not connection.closed and connection.idle_since >= oldest_usable:
+                connection.reused = True
+                return connection
+            connection.close()
+        return None
+
+    async def _connect(self, target: Target, seconds: float) -> _Connection:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        await self._slot(deadline)
+        self._opening += 1
+        connection = _Connection(self, target.origin)
+        tls = self._tls_context() if target.scheme == "https" else None
+        try:
+            async with asyncio.timeout_at(deadline):
+                await loop.create_connection(
+                    lambda: connection, target.host, target.port, ssl=tls, server_hostname=target.host if tls else None
+                )
+        except TimeoutError:
+            raise ConnectTimeout("did not answer in time (connect timeout)") from None
+        except ssl.SSLError as exc:
+            raise ConnectFailed(f"failed the TLS handshake ({exc.reason or exc.__class__.__name__})") from None
+        except OSError:
+            raise ConnectFailed("is unreachable (connection refused or failed)") from None
+        finally:
+            self._opening -= 1
+        if connection.closed:  # refused after the handshake
+            raise ConnectFailed("is unreachable (connection refused or failed)")
+        self._open.add(connection)
+        return connection
+
+    async def _slot(self, deadline: float) -> None:
+        while len(self._open) + self._opening >= self._max:
+            waiter = asyncio.get_running_loop().create_future()
+            self._slot_waiters.append(waiter)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await waiter
+            except TimeoutError:
+                raise ConnectTimeout(f"did not answer in time (all {self._max} upstream connections busy)") from None
+
+    def keep(self, connection: _Connection) -> None:
+        if self._closed:
+            connection.close()
+            return
+        connection.idle_since = self._now()
+        self._idle.setdefault(connection.origin, []).append(connection)
+
+    def forget(self, connection: _Connection) -> None:
+        if connection in self._open:
+            self._open.discard(connection)
+            idle = self._idle.get(connection.origin)
+            if idle and connection in idle:
+                idle.remove(connection)
+            while self._slot_waiters:
+                waiter = self._slot_waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    break
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._tls is None:
+            self._tls = ssl.create_default_context()  # verifies certificate and host name
+        return self._tls
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        self._closed = True
+        for connection in list(self._open):
+            connection.close()
+        self._idle.clear()
