@@ -18,7 +18,8 @@ WWW-Authenticate (a challenge would send the client to log in somewhere other th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from itertools import compress
+from operator import itemgetter
 
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"te", b"trailer", b"transfer-encoding", b"upgrade", b"proxy-connection"})
 _NOT_TO_UPSTREAM = _HOP_BY_HOP | frozenset(
@@ -54,34 +55,72 @@ _NOT_TO_CLIENT = _HOP_BY_HOP | frozenset(
 )
 _NOT_TO_UPSTREAM_PREFIXES = (b"proxy-", b"x-forwarded-")
 _NOT_TO_CLIENT_PREFIXES = (b"proxy-", b"access-control-")
+_NAME, _VALUE = itemgetter(0), itemgetter(1)
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})  # name no header beyond the hop-by-hop ones
 
 
-def _named_by_connection(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
+class _Verdicts:
+    """Which header names cross, learnt once per name as it comes from the wire: the rules run
+    once per new name, not per header per request (a tool call's headers are the same few).
+    Bounded: past MAX_NAMES different names, what was learnt is forgotten and learnt again."""
+
+    MAX_NAMES = 4096
+
+    def __init__(self, stopped: frozenset[bytes], prefixes: tuple[bytes, ...]) -> None:
+        self._stopped_names = stopped
+        self._prefixes = prefixes
+        self.crossing: dict[bytes, bytes] = {}  # name as sent -> its lower-case form
+        self.stopped: set[bytes] = set()
+
+    def learn(self, names: set[bytes]) -> None:
+        if len(self.crossing) + len(self.stopped) + len(names) > self.MAX_NAMES:
+            self.crossing.clear()
+            self.stopped.clear()
+        for name in names:
+            lower = name.lower()
+            if lower not in self._stopped_names and not lower.startswith(self._prefixes):
+                self.crossing[name] = lower
+            else:
+                self.stopped.add(name)
+
+
+_TO_UPSTREAM = _Verdicts(_NOT_TO_UPSTREAM, _NOT_TO_UPSTREAM_PREFIXES)
+_TO_CLIENT = _Verdicts(_NOT_TO_CLIENT, _NOT_TO_CLIENT_PREFIXES)
+
+
+def _named_by_connection(values: list[bytes]) -> frozenset[bytes]:
     # RFC 9110 §7.6.1: every field named in Connection is hop-by-hop too.
     named: set[bytes] = set()
-    for name, value in headers:
-        if name == b"connection":
-            named.update(part.strip().lower() for part in value.split(b","))
-    return frozenset(named)
+    for value in values:
+        named.update(part.strip().lower() for part in value.split(b","))
+    return frozenset(named - _PLAIN_CONNECTION)
+
+
+def _cross(verdicts: _Verdicts, headers: list[tuple[bytes, bytes]], lower_case: bool) -> list[tuple[bytes, bytes]]:
+    # Iterators and set operations that run in C: a tool call's headers cost no Python per header.
+    crossing, stopped = verdicts.crossing, verdicts.stopped
+    names = list(map(_NAME, headers))
+    new = set(names).difference(crossing, stopped)
+    if new:  # names not seen before: judged once
+        verdicts.learn(new)
+    kept = list(compress(headers, map(crossing.__contains__, names)))
+    if not lower_case:
+        kept = list(zip(map(crossing.__getitem__, map(_NAME, kept)), map(_VALUE, kept), strict=True))
+        names = list(map(bytes.lower, names))
+    if b"connection" in names:
+        connection = [value for name, value in headers if name.lower() == b"connection"]
+        if any(value.lower() not in _PLAIN_CONNECTION for value in connection):
+            dropped = _named_by_connection(connection)
+            kept = [(name, value) for name, value in kept if name not in dropped]
+    return kept
 
 
 def to_upstream(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The client's headers (ASGI: lower-case names) that go on to the upstream."""
-    dropped = _named_by_connection(headers)
-    return [
-        (name, value)
-        for name, value in headers
-        if name not in _NOT_TO_UPSTREAM and name not in dropped and not name.startswith(_NOT_TO_UPSTREAM_PREFIXES)
-    ]
+    return _cross(_TO_UPSTREAM, headers, lower_case=True)
 
 
 def to_client(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The upstream's response headers (any case, as received) that go back to the client, with
     lower-case names as ASGI wants them."""
-    headers = [(name.lower(), value) for name, value in headers]
-    dropped = _named_by_connection(headers)
-    return [
-        (name, value)
-        for name, value in headers
-        if name not in _NOT_TO_CLIENT and name not in dropped and not name.startswith(_NOT_TO_CLIENT_PREFIXES)
-    ]
+    return _cross(_TO_CLIENT, headers, lower_case=False)

@@ -66,3 +66,26 @@ def test_the_upstream_cannot_act_on_auth_mcp_s_origin() -> None:
         (b"MCP-Protocol-Version", b"2025-06-18"),
     ]
     assert names(to_client(answered)) == {b"content-type", b"mcp-protocol-version"}
+
+
+def test_verdicts_hold_when_a_name_comes_again_in_any_case_and_past_the_memo_s_bound() -> None:
+    answered = [(b"X-Tool-Version", b"1"), (b"Set-Cookie", b"a=1"), (b"Connection", b"keep-alive")]
+    first, again = to_client(answered), to_client(answered)
+    assert first == again == [(b"x-tool-version", b"1")]
+    assert to_client([(b"SET-COOKIE", b"b=2"), (b"x-tool-version", b"2")]) == [(b"x-tool-version", b"2")]
+    # Many made-up names fill the memo; a name judged after that is judged all the same.
+    for index in range(5000):
+        to_upstream([(f"x-filler-{index}".encode(), b"v")])
+    assert to_upstream([(b"cookie", b"s=1"), (b"x-late-name", b"v")]) == [(b"x-late-name", b"v")]
+
+
+def test_every_connection_header_names_hop_by_hop_fields() -> None:
+    sent = [
+        (b"connection", b"keep-alive"),
+        (b"connection", b"X-Secret"),
+        (b"x-secret", b"named by the second Connection header"),
+        (b"content-type", b"application/json"),
+    ]
+    assert to_upstream(sent) == [(b"content-type", b"application/json")]
+    answered = [(b"CONNECTION", b"x-upstream-secret"), (b"X-Upstream-Secret", b"1"), (b"Content-Type", b"text/plain")]
+    assert to_client(answered) == [(b"content-type", b"text/plain")]
