@@ -34,6 +34,7 @@ from auth_mcp.gateway.sessions import SessionSeal
 from auth_mcp.gateway.streams import StreamLimit
 from auth_mcp.gateway.tool_gate import STEP_UP_KEY, StreamRewriter, ToolExchange, ToolGate
 from auth_mcp.gateway.upstream_http import Answer, ConnectTimeout, ReadTimeout, Target, UpstreamError, UpstreamHttp
+from auth_mcp.http.headers import request_headers
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +99,13 @@ class UpstreamProxy:
             return
         caller: Caller = user.access_token.answer(_CALLER_KEY, _caller)
         headers = scope["headers"]
-        session = self._upstream_session(headers, caller)
+        named = request_headers(scope)  # first value by name, built once per request
+        session = self._upstream_session(named.get(_SESSION), caller)
         if session is False:
             # Streamable HTTP: an unknown session id gets 404, and the client starts a new session.
             await _send_json(send, 404, _error(None, f"Session not found at upstream {self._name!r}"))
             return
-        body = await _read_body(receive, self._upstream.max_request_bytes, headers)
+        body = await _read_body(receive, self._upstream.max_request_bytes, named.get(b"content-length"))
         if body is None:
             limit = self._upstream.max_request_bytes
             await _send_json(send, 413, _error(None, f"Request body larger than {limit} bytes for upstream {self._name!r}"))
@@ -146,7 +148,7 @@ class UpstreamProxy:
         if message is _UNREADABLE:
             await _send_json(send, 400, _error(None, "The request body is not one JSON value (or repeats a key)", PARSE_ERROR))
             return None
-        name = next((value for key, value in scope["headers"] if key == b"mcp-name"), None)
+        name = request_headers(scope).get(b"mcp-name")
         mcp_name = decode_header_value(name.decode("latin-1")) if name is not None else None
         if name is not None and mcp_name is None:
             mcp_name = _UNDECODABLE  # a header that names no tool names another tool than the body
@@ -161,9 +163,8 @@ class UpstreamProxy:
             await step_up(scope, receive, send, missing, tool)
         return exchange
 
-    def _upstream_session(self, headers: list[tuple[bytes, bytes]], caller: Caller) -> str | bool | None:
+    def _upstream_session(self, sealed: bytes | None, caller: Caller) -> str | bool | None:
         """The upstream's session id for the client's sealed one; None without one; False if refused."""
-        sealed = next((value for name, value in headers if name == _SESSION), None)
         if sealed is None:
             return None
         opened = self._sessions.open(sealed.decode("latin-1"), upstream=self._name, person=caller.github_user_id)
@@ -298,9 +299,8 @@ def _caller(token: Any) -> Caller:
     )
 
 
-async def _read_body(receive: Receive, limit: int, headers: list[tuple[bytes, bytes]]) -> bytes | None:
+async def _read_body(receive: Receive, limit: int, declared: bytes | None) -> bytes | None:
     """The whole request body, or None past `limit` bytes (refused before reading when declared)."""
-    declared = next((value for name, value in headers if name == b"content-length"), None)
     if declared is not None and declared.isdigit() and int(declared) > limit:
         return None
     chunks: list[bytes] = []
@@ -323,20 +323,26 @@ _UNREADABLE = object()
 _UNDECODABLE = "\x00an undecodable Mcp-Name"  # no tool name contains NUL
 
 
-def _parse(body: bytes, *, strict: bool) -> Any:
-    """The body's JSON value, or `_UNREADABLE`. `strict` (a policy applies) also refuses an object
-    that repeats a key: parsers differ on which one wins, and the policy must see what will run."""
-    try:
-        return json.loads(body, object_pairs_hook=_unique_keys if strict else None)
-    except (ValueError, RecursionError):
-        return _UNREADABLE
-
-
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     value = dict(pairs)
     if len(value) != len(pairs):
         raise ValueError("a key is repeated")
     return value
+
+
+# Made once: json.loads with a hook builds a decoder per call, and with bytes it guesses their
+# encoding in Python first. MCP messages are UTF-8 (JSON-RPC over HTTP, RFC 8259 §8.1).
+_STRICT = json.JSONDecoder(object_pairs_hook=_unique_keys)
+_LENIENT = json.JSONDecoder()
+
+
+def _parse(body: bytes, *, strict: bool) -> Any:
+    """The body's JSON value, or `_UNREADABLE`. `strict` (a policy applies) also refuses an object
+    that repeats a key: parsers differ on which one wins, and the policy must see what will run."""
+    try:
+        return (_STRICT if strict else _LENIENT).decode(body.decode())
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return _UNREADABLE
 
 
 def _messages(message: Any) -> list[Any]:

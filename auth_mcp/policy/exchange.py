@@ -66,7 +66,7 @@ class Exchange:
         if not self._calls and not self._listings:
             return data
         try:
-            message = json.loads(data)
+            message = json.loads(data.decode())  # UTF-8 (RFC 8259 §8.1): bytes would have their encoding guessed in Python
         except (ValueError, RecursionError):
             return data
         messages = message if isinstance(message, list) else [message]
