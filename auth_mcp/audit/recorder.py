@@ -23,7 +23,8 @@ from typing import Any, Protocol
 
 from auth_mcp.audit.events import AuditEvent
 from auth_mcp.audit.metrics import AuditMetrics
-from auth_mcp.http.log_writer import LogWriter, record_at
+from auth_mcp.http.log_writer import LogWriter
+from auth_mcp.http.logs import Line
 from auth_mcp.storage.availability import describe, is_outage
 
 logger = logging.getLogger("auth_mcp.audit")
@@ -113,9 +114,9 @@ class AuditRecorder:
         for event in new:
             if log:
                 if self._lines is not None:
-                    self._lines.submit(_log_record, event)
+                    self._lines.submit(_log_line, event)
                 else:
-                    logger.handle(_log_record(event))
+                    logger.handle(_log_line(event).record())
             if self._metrics is not None:
                 self._metrics.observe(event)
         self._unwritten.extend(new)
@@ -143,7 +144,10 @@ class AuditRecorder:
                     _own_logger.warning("writing %d audit events failed, retrying: %s", len(self._unwritten), describe(exc))
 
 
-def _log_record(event: AuditEvent) -> logging.LogRecord:
+_JSON = json.JSONEncoder(ensure_ascii=False)  # made once: json.dumps(..., ensure_ascii=False) makes one per call
+
+
+def _log_line(event: AuditEvent) -> Line:
     """The event's JSON log line, with its own time and request id."""
     fields = event.fields()
-    return record_at(logger, event.at, event.request_id, json.dumps(fields, ensure_ascii=False), (), {"fields": fields})
+    return Line(logger.name, event.at, event.request_id, _JSON.encode(fields), (), {"fields": fields})

@@ -22,12 +22,13 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth_mcp.http.headers import request_headers
-from auth_mcp.http.log_writer import LogWriter, record_at
-from auth_mcp.http.logs import request_id
+from auth_mcp.http.log_writer import LogWriter
+from auth_mcp.http.logs import Line, request_id
 from auth_mcp.http.metrics import Metrics
 from auth_mcp.http.read_deadlines import BODY_TIMED_OUT
 
-logger = logging.getLogger("auth_mcp.access")
+_NAME = "auth_mcp.access"
+logger = logging.getLogger(_NAME)
 
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 # Request ids only need to be unique, not secret: a per-process random prefix and a counter.
@@ -77,20 +78,23 @@ class AccessLog:
             # Label values stay bounded: route templates, known methods, status codes.
             self._latency.observe((route, method if method in _METHODS else "OTHER", status), elapsed)
             if logger.isEnabledFor(logging.INFO):
-                path, person, person_id, tool = scope.get("path", ""), scope.get(PERSON_KEY), scope.get(PERSON_ID_KEY), scope.get(TOOL_KEY)
-                self._lines.submit(_record, (time(), rid, client, method, path, status, elapsed, person, person_id, tool))
+                path, person, person_id, tool = (
+                    scope.get("path", ""),
+                    scope.get(PERSON_KEY),
+                    scope.get(PERSON_ID_KEY),
+                    scope.get(TOOL_KEY),
+                )
+                self._lines.submit(_line, (time(), rid, client, method, path, status, elapsed, person, person_id, tool))
             request_id.reset(reset)
 
 
-def _record(line: tuple[Any, ...]) -> logging.LogRecord:
+def _line(item: tuple[Any, ...]) -> Line:
     """The access line of one request, made on the log writer's thread."""
-    created, rid, client, method, path, status, elapsed, person, person_id, tool = line
+    created, rid, client, method, path, status, elapsed, person, person_id, tool = item
     address, duration = client[0] if client else "-", round(elapsed * 1000, 1)
     fields = {"client_address": address, "method": method, "path": path, "status": status, "duration_ms": duration}
     if person is None:
-        return record_at(logger, created, rid, '%s "%s %s" %d %.1fms', (address, method, path, status, duration), fields)
+        return Line(_NAME, created, rid, '%s "%s %s" %d %.1fms', (address, method, path, status, duration), fields)
     fields.update(person=person, person_id=person_id, tool=tool)
     message = '%s "%s %s" %d %.1fms person=%s id=%s tool=%s'
-    return record_at(
-        logger, created, rid, message, (address, method, path, status, duration, person, person_id, tool or "-"), fields
-    )
+    return Line(_NAME, created, rid, message, (address, method, path, status, duration, person, person_id, tool or "-"), fields)

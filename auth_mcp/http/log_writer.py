@@ -2,10 +2,10 @@
 
 Formatting a log line and writing it cost more than a whole authenticated tool call's checks;
 the access log and the audit trail each make one per call. So the thread that serves requests only
-appends `(make, item)` to a queue; the writer thread turns each into a `LogRecord` (`make`, with
-the time and request id of the request, not of the writing) and hands it to the logging handlers,
-in batches: every handler sees the records in order, and the text/JSON handler that
-`configure_logging` installs writes a batch with one `write` call (logs.py, `batched`).
+appends `(make, item)` to a queue; the writer thread turns each into a `Line` (`make`, with the
+time and request id of the request, not of the writing) and logs it, in batches: every handler
+sees the lines in order, and the text/JSON handler that `configure_logging` installs formats
+them without making a `LogRecord` and writes a batch with one `write` call (logs.py, `batched`).
 
 - The writer sleeps until the queue stops being empty, then lets lines gather for `linger`
   seconds, so an idle server wakes it never and a busy one a few times a second.
@@ -25,9 +25,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from auth_mcp.http.logs import batched
+from auth_mcp.http.logs import Line, batched
 
-Make = Callable[[Any], logging.LogRecord]
+Make = Callable[[Any], Line]
 
 
 class LogWriter:
@@ -44,7 +44,7 @@ class LogWriter:
         self._running = False
 
     def submit(self, make: Make, item: Any) -> None:
-        """From the request path: `make(item)` is the record, made and written by the writer."""
+        """From the request path: `make(item)` is the line, made and written by the writer."""
         pending = self._pending
         pending.append((make, item))
         if not self._running or len(pending) > self._max_pending:
@@ -87,37 +87,9 @@ class LogWriter:
 
 
 def _write(batch: list[tuple[Make, Any]]) -> None:
-    with batched() as handle:
+    with batched() as emit:
         for make, item in batch:
             try:
-                record = make(item)
-                logger = _LOGGERS.get(record.name) or _LOGGERS.setdefault(record.name, logging.getLogger(record.name))
-                handle(logger, record)
+                emit(make(item))
             except Exception:  # a broken line must not stop the writer: report it, go on
                 logging.getLogger(__name__).exception("could not write a log line")
-
-
-_LOGGERS: dict[str, logging.Logger] = {}  # getLogger() takes a lock each time
-# Per logger, the attributes every record of the writer shares. LogRecord() works out a dozen of
-# them (file and module names from a path, thread and process names) on each call, which cost
-# more than formatting the line: a record here is a copy of these, plus its own values.
-_TEMPLATES: dict[str, dict[str, Any]] = {}
-
-
-def record_at(
-    logger: logging.Logger, created: float, request_id: str, msg: str, args: tuple[Any, ...], fields: dict[str, Any]
-) -> logging.LogRecord:
-    """An INFO record as `logger.info(msg, *args, extra=fields)` would have made it at `created`,
-    in the request `request_id`: for `make` functions, which run later on the writer thread."""
-    template = _TEMPLATES.get(logger.name)
-    if template is None:
-        made = logger.makeRecord(logger.name, logging.INFO, "(log writer)", 0, "", (), None)
-        template = _TEMPLATES.setdefault(logger.name, dict(made.__dict__))
-    record = logging.LogRecord.__new__(logging.LogRecord)
-    attributes = record.__dict__
-    attributes.update(template)
-    attributes.update(fields)
-    attributes["msg"], attributes["args"], attributes["request_id"] = msg, args, request_id
-    attributes["created"], attributes["msecs"] = created, (created - int(created)) * 1000
-    attributes["relativeCreated"] = (created - logging._startTime) * 1000  # type: ignore[attr-defined]
-    return record

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 # The id of the request being served, in every log line it causes (set by access_log.py).
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("auth_mcp_request_id", default="-")
@@ -46,26 +46,68 @@ class _RequestId(logging.Filter):
 _batch = threading.local()
 
 
+class Line(NamedTuple):
+    """An INFO line as `logging.getLogger(logger).info(msg, *args, extra=fields)` would make it at
+    `created`, in the request `request_id`: made on the request path as a tuple, so that making
+    a `LogRecord` and formatting it happen later, on the log writer's thread (log_writer.py)."""
+
+    logger: str
+    created: float
+    request_id: str
+    msg: str
+    args: tuple[Any, ...]
+    fields: dict[str, Any]
+
+    def record(self) -> logging.LogRecord:
+        """The line as a LogRecord, for handlers other than `configure_logging`'s."""
+        template = _TEMPLATES.get(self.logger)
+        if template is None:
+            made = logging.getLogger(self.logger).makeRecord(self.logger, logging.INFO, "(log writer)", 0, "", (), None)
+            template = _TEMPLATES.setdefault(self.logger, dict(made.__dict__))
+        record = logging.LogRecord.__new__(logging.LogRecord)
+        attributes = record.__dict__
+        attributes.update(template)
+        attributes.update(self.fields)
+        created = self.created
+        attributes["msg"], attributes["args"], attributes["request_id"] = self.msg, self.args, self.request_id
+        attributes["created"], attributes["msecs"] = created, (created - int(created)) * 1000
+        attributes["relativeCreated"] = (created - logging._startTime) * 1000  # type: ignore[attr-defined]
+        return record
+
+
+# Per logger, the attributes every record of a Line shares. LogRecord() works out a dozen of them
+# (file and module names from a path, thread and process names) on each call, which cost more
+# than formatting the line: a record here is a copy of these, plus its own values.
+_TEMPLATES: dict[str, dict[str, Any]] = {}
+
+
 @contextlib.contextmanager
-def batched() -> Iterator[Callable[[logging.Logger, logging.LogRecord], None]]:
+def batched() -> Iterator[Callable[[Line], None]]:
     """While this thread is inside, the stream handler gathers its lines and writes them all
     with one `write` when the block ends (log_writer.py writes its batches so). Yields how to
-    log a record in the batch: `handle(logger, record)`, the same as `logger.handle(record)`."""
+    log a `Line` in the batch."""
     buffers: dict[_BatchedStreamHandler, list[str]] = {}
     direct: dict[str, _BatchedStreamHandler | None] = {}
 
-    def handle(logger: logging.Logger, record: logging.LogRecord) -> None:
-        if logger.name not in direct:
-            direct[logger.name] = _sole_handler(logger)
-        handler = direct[logger.name]
-        if handler is not None and record.levelno >= handler.level:
-            handler.emit(record)  # into this batch's buffer; its only filter (_RequestId) has nothing to add
+    def emit(line: Line) -> None:
+        name = line.logger
+        if name in direct:
+            handler = direct[name]
         else:
-            logger.handle(record)
+            handler = direct[name] = _sole_handler(logging.getLogger(name))
+        if handler is None:
+            logging.getLogger(name).handle(line.record())
+        elif handler.level <= logging.INFO:
+            # Formatted straight into this batch's buffer: no record, no walk through the logger
+            # tree; its only filter (_RequestId) has nothing to add to a line that has its id.
+            buffer = buffers.get(handler)
+            if buffer is None:
+                buffer = buffers[handler] = []
+            buffer.append(handler.formatter.format_line(line) + handler.terminator)  # type: ignore[union-attr]
 
     _batch.buffers = buffers
     try:
-        yield handle
+        yield emit
     finally:
         _batch.buffers = None
         for handler, lines in buffers.items():
@@ -77,7 +119,7 @@ def _sole_handler(logger: logging.Logger) -> _BatchedStreamHandler | None:
     `logger` goes and nothing on the way filters: then formatting the record straight into the
     batch is what `logger.handle` would do, without its walk through the logger tree (about a
     third of the cost of an access line). Anything else configured (a test's log capture, a
-    filter): None, and records take the usual way."""
+    filter, another formatter): None, and records take the usual way."""
     if logger.filters or logger.disabled:
         return None
     current: logging.Logger | None = logger
@@ -90,6 +132,8 @@ def _sole_handler(logger: logging.Logger) -> _BatchedStreamHandler | None:
     if len(handlers) != 1 or root.filters or not isinstance(handlers[0], _BatchedStreamHandler):
         return None
     handler = handlers[0]
+    if not isinstance(handler.formatter, TextFormatter | JsonFormatter):
+        return None
     return handler if all(isinstance(f, _RequestId) for f in handler.filters) else None
 
 
@@ -175,6 +219,14 @@ class TextFormatter(logging.Formatter):
         record.asctime = self.formatTime(record)
         return TEXT_FORMAT % record.__dict__
 
+    def format_line(self, line: Line) -> str:
+        """What `format` gives for the line's record, made without one."""
+        message = line.msg % line.args if line.args else line.msg
+        if line.args and _UNSAFE.search(message):
+            return self.format(line.record())  # a value to escape: the careful way
+        created = line.created
+        return f"{self._second(created)},{int((created - int(created)) * 1000):03d} INFO    {line.logger} [{line.request_id}]: {message}"
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request_id, the call's `extra`
@@ -202,6 +254,24 @@ class JsonFormatter(logging.Formatter):
             entry.update(message=record.name.rpartition(".")[2], **fields)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+    def format_line(self, line: Line) -> str:
+        """What `format` gives for the line's record, made without one."""
+        created = line.created
+        entry: dict[str, object] = {
+            "time": f"{self._second(created)}.{int((created - int(created)) * 1000):03d}+00:00",
+            "level": "INFO",
+            "logger": line.logger,
+            "message": line.msg % line.args if line.args else line.msg,
+            "request_id": line.request_id,
+        }
+        for key, value in line.fields.items():
+            if value is not None and key not in entry:
+                entry[key] = value
+        fields = entry.pop("fields", None)
+        if isinstance(fields, dict):
+            entry.update(message=line.logger.rpartition(".")[2], **fields)
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from auth_mcp.http.log_writer import LogWriter, record_at
-from auth_mcp.http.logs import configure_logging
+from auth_mcp.http.log_writer import LogWriter
+from auth_mcp.http.logs import JsonFormatter, Line, TextFormatter, configure_logging
 from tests.support.process import serving
 from tests.support.server import in_process
 
@@ -46,9 +46,9 @@ def collected(handler: logging.Handler | None = None) -> Iterator[Any]:
         logger.propagate = True
 
 
-def line(item: tuple[int, float]) -> logging.LogRecord:
+def line(item: tuple[int, float]) -> Line:
     number, created = item
-    return record_at(logger, created, f"req-{number}", "line %d", (number,), {"number": number})
+    return Line(logger.name, created, f"req-{number}", "line %d", (number,), {"number": number})
 
 
 def wait_for(condition: Any, seconds: float = 5.0) -> None:
@@ -65,7 +65,7 @@ def test_lines_are_made_and_written_on_the_writer_thread_in_order_with_their_own
         with collected() as handler:
             made: list[str] = []
 
-            def make(item: tuple[int, float]) -> logging.LogRecord:
+            def make(item: tuple[int, float]) -> Line:
                 made.append(threading.current_thread().name)
                 return line(item)
 
@@ -201,3 +201,17 @@ def test_a_clean_shutdown_of_the_server_process_loses_no_access_line(tmp_path: A
     output = process.stdout.read() if process.stdout else ""
     logged = [rid for rid in ids if f"[{rid}]: " in output]
     assert len(logged) == 400, f"{400 - len(logged)} access lines lost"
+
+
+@pytest.mark.parametrize("formatter", [TextFormatter(), JsonFormatter()], ids=["text", "json"])
+def test_a_line_formatted_without_a_record_reads_as_its_record_would(formatter: logging.Formatter) -> None:
+    created = 1_700_000_000.0451
+    lines = [
+        Line("auth_mcp.access", created, "rid-1", '%s "%s %s" %d %.1fms', ("127.0.0.1", "GET", "/healthz", 200, 0.4), {"status": 200, "path": "/healthz"}),
+        Line("auth_mcp.access", created, "rid-2", '%s "%s %s" %d', ("127.0.0.1", "GET", "/a\nFAKE LINE \x1b[31m", 404), {"tool": None}),
+        Line("auth_mcp.audit", created + 0.9994, "rid-3", '{"tool": "whoami"}', (), {"fields": {"tool": "whoami", "outcome": "ok"}}),
+    ]  # fmt: skip
+    for line in lines:
+        direct = formatter.format_line(line)  # type: ignore[attr-defined]
+        assert direct == formatter.format(line.record())
+        assert "\n" not in direct and "\x1b" not in direct
