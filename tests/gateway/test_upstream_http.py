@@ -591,6 +591,39 @@ async def test_a_header_with_cr_lf_or_nul_is_refused_before_sending(http: Upstre
 # The pool's limit ---------------------------------------------------------------------------------
 
 
+async def test_with_one_connection_a_second_request_waits_for_the_first() -> None:
+    http = UpstreamHttp(max_connections=1)
+    try:
+        async with upstream(always(OK)) as (target, seen):
+            first = await http.request(target, b"GET", [], b"", **TIMEOUTS)
+            second = asyncio.create_task(fetch(http, target))
+            await asyncio.sleep(0.05)
+            assert not second.done()
+            assert await first.read(10) == b"ok"
+            first.release()
+            assert await second == (200, b"ok")
+        assert seen.connections == 1
+    finally:
+        await http.aclose()
+
+
+async def test_with_one_connection_a_second_request_to_another_upstream_waits_for_the_first() -> None:
+    http = UpstreamHttp(max_connections=1)
+    try:
+        async with upstream(always(OK)) as (one, seen_one), upstream(always(OK)) as (other, seen_other):
+            first = await http.request(one, b"GET", [], b"", **TIMEOUTS)
+            second = asyncio.create_task(fetch(http, other))
+            await asyncio.sleep(0.05)
+            assert not second.done()
+            assert await first.read(10) == b"ok"
+            first.release()  # idle in the pool, where it makes room for the other upstream
+            assert await second == (200, b"ok")
+            await seen_one.until(lambda: seen_one.disconnects == 1)
+        assert (seen_one.connections, seen_other.connections) == (1, 1)
+    finally:
+        await http.aclose()
+
+
 async def test_with_one_connection_a_second_request_times_out_if_the_first_holds_it() -> None:
     http = UpstreamHttp(max_connections=1)
     try:
@@ -601,6 +634,22 @@ async def test_with_one_connection_a_second_request_times_out_if_the_first_holds
             first.close()
             assert await fetch(http, target) == (200, b"ok")
         assert seen.connections == 2
+    finally:
+        await http.aclose()
+
+
+async def test_with_one_connection_a_failed_connect_frees_its_place() -> None:
+    http = UpstreamHttp(max_connections=1)
+    try:
+        async with upstream(always(OK)) as (target, _):
+            with full_backlog() as stuck:
+                first = asyncio.create_task(http.request(stuck, b"GET", [], b"", connect_timeout=0.1, read_timeout=WAIT))
+                await asyncio.sleep(0)  # the first is connecting, the second waits for its place
+                second = asyncio.create_task(fetch(http, target))
+                with pytest.raises(ConnectTimeout, match="connect timeout"):
+                    await first
+                async with asyncio.timeout(WAIT / 2):  # not the second's own connect timeout
+                    assert await second == (200, b"ok")
     finally:
         await http.aclose()
 
