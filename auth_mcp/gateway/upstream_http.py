@@ -175,6 +175,9 @@ class Answer:
         timer = loop.call_later(self._read_timeout, self._timed_out, waiter)
         try:
             await waiter
+        except asyncio.CancelledError:
+            self.close()  # a request cancelled while its answer arrives closes its connection
+            raise
         finally:
             timer.cancel()
             self._waiter = None

@@ -667,6 +667,29 @@ async def test_a_request_cancelled_before_the_head_closes_its_connection(http: U
         await seen.until(lambda: seen.disconnects == 1)
 
 
+async def test_a_request_cancelled_while_reading_the_body_closes_its_connection() -> None:
+    http = UpstreamHttp(max_connections=1)
+    handler = first_then(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nsome", OK)
+
+    async def read_it() -> None:
+        answer = await http.request(target, b"GET", [], b"", **TIMEOUTS)
+        await answer.read(100)  # neither released nor closed: the cancellation must close it
+
+    try:
+        async with upstream(handler) as (target, seen):
+            task = asyncio.create_task(read_it())
+            await seen.until(lambda: len(seen.requests) == 1)
+            await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await seen.until(lambda: seen.disconnects == 1)
+            assert await fetch(http, target) == (200, b"ok")  # the one place in the pool is free
+        assert seen.connections == 2
+    finally:
+        await http.aclose()
+
+
 # TLS ----------------------------------------------------------------------------------------------
 
 
