@@ -366,8 +366,9 @@ class UpstreamHttp:
         """Send the request; the answer once its head has arrived. The caller ends it with
         `release()` or `close()`."""
         payload = encode_request(target, method, headers, body)
+        fresh = False  # a new connection: never `reused`, so the request is sent at most twice
         while True:
-            connection = await self._acquire(target, connect_timeout)
+            connection = await self._acquire(target, connect_timeout, fresh=fresh)
             answer = Answer(connection, read_timeout)
             try:
                 connection.send(answer, payload)
@@ -375,20 +376,21 @@ class UpstreamHttp:
             except BrokenAnswer:
                 answer.close()
                 if connection.reused and not answer.received and method in _RETRYABLE:
-                    continue  # the upstream had closed it while idle; a new connection is tried once
+                    fresh = True  # the upstream had closed it while idle; a new connection is tried once
+                    continue
                 raise
             except BaseException:
                 answer.close()
                 raise
             return answer
 
-    async def _acquire(self, target: Target, seconds: float) -> _Connection:
-        """A pooled connection to the target's origin, else a new one once there is
+    async def _acquire(self, target: Target, seconds: float, *, fresh: bool) -> _Connection:
+        """A pooled connection to the target's origin (unless `fresh`), else a new one once there is
         room: an idle connection (the least recently used) is closed to make it, or the request
         waits for one to be released or closed."""
         deadline = asyncio.get_running_loop().time() + seconds
         while True:
-            if (connection := self._reuse(target.origin)) is not None:
+            if not fresh and (connection := self._reuse(target.origin)) is not None:
                 return connection
             if len(self._open) + self._opening < self._max:
                 return await self._connect(target, deadline)

@@ -513,6 +513,17 @@ async def test_a_get_on_a_connection_closed_while_idle_is_sent_again_once(http: 
     assert [request.split(b" ", 1)[0] for request in seen.requests] == [b"GET", b"DELETE", b"DELETE"]
 
 
+async def test_a_get_is_sent_again_only_once_and_on_a_new_connection(http: UpstreamHttp) -> None:
+    async with upstream(closing_at_the_second_request) as (target, seen):
+        both = [await http.request(target, b"GET", [], b"", **TIMEOUTS) for _ in range(2)]
+        for answer in both:  # two connections in the pool, each closing at its next request
+            assert await answer.read(10) == b"ok"
+            answer.release()
+        assert await fetch(http, target) == (200, b"ok")
+    assert seen.connections == 3
+    assert len(seen.requests) == 4  # two, then the third request twice: not once per pooled connection
+
+
 async def test_a_post_on_a_connection_closed_while_idle_is_not_sent_again(http: UpstreamHttp) -> None:
     async with upstream(closing_at_the_second_request) as (target, seen):
         assert await fetch(http, target) == (200, b"ok")
