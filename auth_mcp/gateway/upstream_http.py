@@ -14,7 +14,8 @@ It does what the gateway needs and nothing else:
   upstream closed before answering is sent once more on a new one (never a POST: it may have run);
 - the request body whole with Content-Length (the gateway has read it already, bounded); the
   answer streamed as it arrives (Content-Length, chunked, or until the connection closes), with
-  flow control: reading pauses while BUFFER_BYTES wait for the consumer;
+  flow control: reading pauses while BUFFER_BYTES wait for the consumer (counting what each piece
+  costs to hold, so that an upstream's tiny chunks cannot make it many times that);
 - a connect timeout, and a read timeout that is the longest silence allowed, before the answer's
   head and between its chunks; the head is bounded (MAX_HEAD_BYTES), and so is what arrives
   between two pieces of body (chunk-size lines, trailers);
@@ -38,6 +39,7 @@ MAX_CONNECTIONS = 1000
 IDLE_SECONDS = 4.0
 MAX_HEAD_BYTES = 64 * 1024
 BUFFER_BYTES = 256 * 1024
+_PIECE_BYTES = 64  # what holding a piece of body costs beyond its bytes (a bytes object, a deque slot)
 _RETRYABLE = frozenset({b"GET", b"DELETE"})  # idempotent (RFC 9110 §9.2.2): safe to send again
 
 
@@ -196,7 +198,7 @@ class Answer:
 
     def push(self, body: bytes) -> None:
         self._chunks.append(body)
-        self._buffered += len(body)
+        self._buffered += len(body) + _PIECE_BYTES  # tiny chunks cost far more than their bytes
         if self._buffered > BUFFER_BYTES:
             self._connection.pause()
 

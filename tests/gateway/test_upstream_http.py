@@ -11,6 +11,7 @@ import ipaddress
 import itertools
 import socket
 import ssl
+import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from auth_mcp.gateway.upstream_http import (
+    BUFFER_BYTES,
     MAX_HEAD_BYTES,
     Answer,
     BrokenAnswer,
@@ -549,6 +551,19 @@ async def test_a_connection_idle_too_long_is_not_reused() -> None:
 # Flow control -------------------------------------------------------------------------------------
 
 
+async def until_stalled(progress: Callable[[], int]) -> None:
+    """Until the upstream can send no more: no progress for 50 ms (it takes the client under 1 ms
+    to read what the kernel holds)."""
+    still = 0
+    for _ in range(500):
+        before = progress()
+        await asyncio.sleep(0.01)
+        still = still + 1 if progress() == before else 0
+        if still == 5:
+            return
+    raise AssertionError("the upstream never stopped sending")
+
+
 async def test_a_consumer_that_does_not_read_pauses_the_upstream(http: UpstreamHttp) -> None:
     size = 64 * 1024 * 1024
     sent = 0
@@ -565,16 +580,42 @@ async def test_a_consumer_that_does_not_read_pauses_the_upstream(http: UpstreamH
 
     async with upstream(handler) as (target, _):
         answer = await http.request(target, b"GET", [], b"", **TIMEOUTS)
-        for _ in range(200):  # until the upstream can send no more
-            before = sent
-            await asyncio.sleep(0.01)
-            if sent == before:
-                break
+        await until_stalled(lambda: sent)
         # The kernel's socket buffers (about 4 MB here), BUFFER_BYTES and one read in the client;
         # without the pause, the client would take in all 64 MB.
         assert sent < 16 * 1024 * 1024, sent
         assert len(await answer.read(size)) == size  # reading resumes the upstream
         answer.release()
+
+
+async def test_tiny_chunks_do_not_multiply_what_a_paused_answer_holds(http: UpstreamHttp) -> None:
+    pieces = 0
+
+    async def handler(peer: Peer) -> None:
+        nonlocal pieces
+        await peer.request()
+        peer.writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        piece = b"2\r\nab\r\n" * 10_000  # two bytes of body in each chunk, and a Python object
+        for _ in range(400):  # 24 MB
+            peer.writer.write(piece)
+            await peer.writer.drain()
+            pieces += 1
+
+    tracemalloc.start()
+    try:
+        async with upstream(handler) as (target, _):
+            before = tracemalloc.get_traced_memory()[0]
+            answer = await http.request(target, b"GET", [], b"", **TIMEOUTS)
+            await until_stalled(lambda: pieces)
+            held = tracemalloc.get_traced_memory()[0] - before
+            answer.close()
+    finally:
+        tracemalloc.stop()
+    assert pieces < 400
+    # BUFFER_BYTES counts what each piece costs to hold, not only its 2 bytes: the client holds
+    # under 1 MB (most of it one read of the socket, parsed before reading pauses), not the
+    # 128 Ki pieces (7 MB) of 2 bytes each that make BUFFER_BYTES of body.
+    assert held < 8 * BUFFER_BYTES, held
 
 
 # Requests that must not leave ---------------------------------------------------------------------
