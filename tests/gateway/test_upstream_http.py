@@ -200,8 +200,12 @@ async def test_two_requests_in_a_row_share_one_connection(http: UpstreamHttp) ->
     assert seen.requests[1].endswith(b"content-length: 2\r\n\r\n{}")
 
 
-async def test_an_answer_with_connection_close_is_not_reused(http: UpstreamHttp) -> None:
-    closing = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"
+@pytest.mark.parametrize(
+    "closing",
+    [b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok", b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok"],
+    ids=["connection close", "HTTP/1.0"],
+)
+async def test_an_answer_with_connection_close_is_not_reused(http: UpstreamHttp, closing: bytes) -> None:
     async with upstream(always(closing)) as (target, seen):
         assert await fetch(http, target) == (200, b"ok")
         await seen.until(lambda: seen.disconnects == 1)  # the client closed it
@@ -800,6 +804,15 @@ async def test_an_https_upstream_signed_by_a_trusted_ca_is_reached(
         assert seen.connections == 1
     finally:
         await http.aclose()
+
+
+async def test_an_https_upstream_that_never_shakes_hands_is_a_connect_timeout(http: UpstreamHttp) -> None:
+    async with upstream(silent) as (plain, seen):
+        target = Target.of(f"https://127.0.0.1:{plain.port}/mcp")  # TCP accepted, TLS never answered
+        with pytest.raises(ConnectTimeout, match=r"did not answer in time \(connect timeout\)"):
+            await http.request(target, b"GET", [], b"", connect_timeout=0.1, read_timeout=WAIT)
+        await seen.until(lambda: seen.disconnects == 1)
+    assert seen.requests == []
 
 
 async def test_an_https_upstream_signed_by_an_unknown_ca_is_refused(
