@@ -14,7 +14,8 @@ It does what the gateway needs and nothing else:
   upstream closed before answering is sent once more on a new one (never a POST: it may have run);
 - the request body whole with Content-Length (the gateway has read it already, bounded); the
   answer streamed as it arrives (Content-Length, chunked, or until the connection closes), with
-  flow control: reading pauses while BUFFER_BYTES wait for the consumer;
+  flow control: reading pauses while BUFFER_BYTES wait for the consumer (counting what each piece
+  costs to hold, so that an upstream's tiny chunks cannot make it many times that);
 - a connect timeout, and a read timeout that is the longest silence allowed, before the answer's
   head and between its chunks; the head is bounded (MAX_HEAD_BYTES), and so is what arrives
   between two pieces of body (chunk-size lines, trailers);
@@ -38,6 +39,7 @@ MAX_CONNECTIONS = 1000
 IDLE_SECONDS = 4.0
 MAX_HEAD_BYTES = 64 * 1024
 BUFFER_BYTES = 256 * 1024
+_PIECE_BYTES = 64  # what holding a piece of body costs beyond its bytes (a bytes object, a deque slot)
 _RETRYABLE = frozenset({b"GET", b"DELETE"})  # idempotent (RFC 9110 §9.2.2): safe to send again
 
 
@@ -175,6 +177,9 @@ class Answer:
         timer = loop.call_later(self._read_timeout, self._timed_out, waiter)
         try:
             await waiter
+        except asyncio.CancelledError:
+            self.close()  # a request cancelled while its answer arrives closes its connection
+            raise
         finally:
             timer.cancel()
             self._waiter = None
@@ -193,7 +198,7 @@ class Answer:
 
     def push(self, body: bytes) -> None:
         self._chunks.append(body)
-        self._buffered += len(body)
+        self._buffered += len(body) + _PIECE_BYTES  # tiny chunks cost far more than their bytes
         if self._buffered > BUFFER_BYTES:
             self._connection.pause()
 
@@ -281,6 +286,10 @@ class _Connection(asyncio.Protocol):
             self.close()
 
     def close(self) -> None:
+        # Out of the pool and its count at once, not when asyncio reports the connection lost: a
+        # connection being closed is never used again, and its room is free for a new one.
+        self.closed = True
+        self.pool.forget(self)
         if self.transport is not None:
             self.transport.close()
 
@@ -342,7 +351,7 @@ class UpstreamHttp:
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._open: set[_Connection] = set()
         self._opening = 0
-        self._slot_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._room_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._tls: ssl.SSLContext | None = None
         self._closed = False
 
@@ -359,8 +368,9 @@ class UpstreamHttp:
         """Send the request; the answer once its head has arrived. The caller ends it with
         `release()` or `close()`."""
         payload = encode_request(target, method, headers, body)
+        fresh = False  # a new connection: never `reused`, so the request is sent at most twice
         while True:
-            connection = self._reuse(target.origin) or await self._connect(target, connect_timeout)
+            connection = await self._acquire(target, connect_timeout, fresh=fresh)
             answer = Answer(connection, read_timeout)
             try:
                 connection.send(answer, payload)
@@ -368,12 +378,26 @@ class UpstreamHttp:
             except BrokenAnswer:
                 answer.close()
                 if connection.reused and not answer.received and method in _RETRYABLE:
-                    continue  # the upstream had closed it while idle; a new connection is tried once
+                    fresh = True  # the upstream had closed it while idle; a new connection is tried once
+                    continue
                 raise
             except BaseException:
                 answer.close()
                 raise
             return answer
+
+    async def _acquire(self, target: Target, seconds: float, *, fresh: bool) -> _Connection:
+        """A pooled connection to the target's origin (unless `fresh`), else a new one once there is
+        room: an idle connection (the least recently used) is closed to make it, or the request
+        waits for one to be released or closed."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while True:
+            if not fresh and (connection := self._reuse(target.origin)) is not None:
+                return connection
+            if len(self._open) + self._opening < self._max:
+                return await self._connect(target, deadline)
+            if not self._close_least_recently_used():
+                await self._wait_for_room(deadline)
 
     def _reuse(self, origin: tuple[str, str, int]) -> _Connection | None:
         idle = self._idle.get(origin)
@@ -388,11 +412,20 @@ class UpstreamHttp:
             connection.close()
         return None
 
-    async def _connect(self, target: Target, seconds: float) -> _Connection:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        await self._slot(deadline)
+    async def _connect(self, target: Target, deadline: float) -> _Connection:
         self._opening += 1
+        try:
+            connection = await self._handshake(target, deadline)
+        except BaseException:
+            self._wake_one()  # the room it was to take goes to a request waiting for one
+            raise
+        finally:
+            self._opening -= 1
+        self._open.add(connection)
+        return connection
+
+    async def _handshake(self, target: Target, deadline: float) -> _Connection:
+        loop = asyncio.get_running_loop()
         connection = _Connection(self, target.origin)
         tls = self._tls_context() if target.scheme == "https" else None
         try:
@@ -406,22 +439,36 @@ class UpstreamHttp:
             raise ConnectFailed(f"failed the TLS handshake ({exc.reason or exc.__class__.__name__})") from None
         except OSError:
             raise ConnectFailed("is unreachable (connection refused or failed)") from None
-        finally:
-            self._opening -= 1
         if connection.closed:  # refused after the handshake
             raise ConnectFailed("is unreachable (connection refused or failed)")
-        self._open.add(connection)
         return connection
 
-    async def _slot(self, deadline: float) -> None:
-        while len(self._open) + self._opening >= self._max:
-            waiter = asyncio.get_running_loop().create_future()
-            self._slot_waiters.append(waiter)
-            try:
-                async with asyncio.timeout_at(deadline):
-                    await waiter
-            except TimeoutError:
+    def _close_least_recently_used(self) -> bool:
+        idle = [connection for connections in self._idle.values() for connection in connections]
+        if not idle:
+            return False
+        min(idle, key=lambda connection: connection.idle_since).close()
+        return True
+
+    async def _wait_for_room(self, deadline: float) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._room_waiters.append(waiter)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                self._wake_one()  # woken, then timed out or cancelled: the room goes to the next in line
+            if isinstance(exc, TimeoutError):
                 raise ConnectTimeout(f"did not answer in time (all {self._max} upstream connections busy)") from None
+            raise
+
+    def _wake_one(self) -> None:
+        while self._room_waiters:
+            waiter = self._room_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def keep(self, connection: _Connection) -> None:
         if self._closed:
@@ -429,18 +476,15 @@ class UpstreamHttp:
             return
         connection.idle_since = self._now()
         self._idle.setdefault(connection.origin, []).append(connection)
+        self._wake_one()  # a request waiting for room may use it, or close it to make room
 
     def forget(self, connection: _Connection) -> None:
+        idle = self._idle.get(connection.origin)
+        if idle and connection in idle:
+            idle.remove(connection)
         if connection in self._open:
             self._open.discard(connection)
-            idle = self._idle.get(connection.origin)
-            if idle and connection in idle:
-                idle.remove(connection)
-            while self._slot_waiters:
-                waiter = self._slot_waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)
-                    break
+            self._wake_one()
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:
