@@ -5,8 +5,8 @@ serves with), because the libraries cost more than the rest of a forwarded call:
 took about 1.4 ms of CPU and aiohttp 0.4-0.8 ms, more than the Python SDK upstream spends on the
 whole tool call (bench/gateway.py), which kept the gateway from keeping pace with its upstream.
 It does what the gateway needs and nothing else:
-- HTTP/1.1 over TCP or TLS (the system's trust store, the host name verified; SSL_CERT_FILE adds
-  a private CA), keep-alive connections pooled per origin, most recently used first, at most
+- HTTP/1.1 over TCP or TLS (the system's trust store, the host name verified; SSL_CERT_FILE names
+  another CA file to trust instead of OpenSSL's default one), keep-alive connections pooled per origin, most recently used first, at most
   `max_connections` open in all (a request waits for a free one within its connect timeout);
 - a pooled connection is used again only after its answer was read to the end with keep-alive,
   and dropped when unused for IDLE_SECONDS (below the 5 s after which common servers close idle
@@ -16,8 +16,8 @@ It does what the gateway needs and nothing else:
   answer streamed as it arrives (Content-Length, chunked, or until the connection closes), with
   flow control: reading pauses while BUFFER_BYTES wait for the consumer (counting what each piece
   costs to hold, so that an upstream's tiny chunks cannot make it many times that);
-- a connect timeout, and a read timeout that is the longest silence allowed, before the answer's
-  head and between its chunks; the head is bounded (MAX_HEAD_BYTES), and so is what arrives
+- a connect timeout, and a read timeout: the whole head must arrive within it, and after the head
+  it is the longest silence allowed between chunks; the head is bounded (MAX_HEAD_BYTES), and so is what arrives
   between two pieces of body (chunk-size lines, trailers);
 - no proxies or netrc from the environment, no cookies, no redirects, no decompression, no header
   of its own but Host and Content-Length; a header carrying CR, LF or NUL is refused, never sent;
@@ -40,6 +40,9 @@ IDLE_SECONDS = 4.0
 MAX_HEAD_BYTES = 64 * 1024
 BUFFER_BYTES = 256 * 1024
 _PIECE_BYTES = 64  # what holding a piece of body costs beyond its bytes (a bytes object, a deque slot)
+# The lengths of the header names an answer notes (Content-Type, Content-Length, Mcp-Session-Id,
+# Transfer-Encoding): other names are not even lowered.
+_NOTED_LENGTHS = frozenset(map(len, (b"content-type", b"content-length", b"mcp-session-id", b"transfer-encoding")))
 _RETRYABLE = frozenset({b"GET", b"DELETE"})  # idempotent (RFC 9110 §9.2.2): safe to send again
 
 
@@ -106,24 +109,27 @@ def encode_request(target: Target, method: bytes, headers: list[tuple[bytes, byt
 class Answer:
     """The upstream's answer: status and head at once, the body as it arrives."""
 
+    # What an answer starts with (class attributes: one made per forwarded call sets only its own).
+    status = 0
+    content_type = b""  # the media type, lower case, without parameters
+    content_length: int | None = None
+    session_id: bytes | None = None  # Mcp-Session-Id
+    chunked = False
+    has_head = False
+    complete = False
+    close_delimited = False
+    received = False  # any byte of it at all
+    keep_alive = False
+    _buffered = 0
+    _error: UpstreamError | None = None
+    _waiter: asyncio.Future[None] | None = None
+    _done = False  # released or closed
+
     def __init__(self, connection: _Connection, read_timeout: float) -> None:
         self._connection = connection
         self._read_timeout = read_timeout
-        self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []  # as received (names in the upstream's case)
-        self.content_type = b""  # the media type, lower case, without parameters
-        self.content_length: int | None = None
-        self.session_id: bytes | None = None  # Mcp-Session-Id
-        self.has_head = False
-        self.complete = False
-        self.close_delimited = False
-        self.received = False  # any byte of it at all
-        self.keep_alive = False
         self._chunks: collections.deque[bytes] = collections.deque()
-        self._buffered = 0
-        self._error: UpstreamError | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._done = False  # released or closed
 
     async def next_chunk(self) -> bytes | None:
         """The body bytes that have arrived (waiting for some), or None at the end."""
@@ -166,15 +172,21 @@ class Answer:
             self._connection.finished(reusable=False)
 
     async def _head(self) -> None:
+        # The whole head within the read timeout: an upstream sending it a byte at a time does not
+        # get the read timeout per byte.
+        deadline = self._connection.loop.time() + self._read_timeout
         while not self.has_head:
             if self._error is not None:
                 raise self._error
-            await self._wait()
+            await self._wait(deadline)
 
-    async def _wait(self) -> None:
+    async def _wait(self, deadline: float | None = None) -> None:
         loop = self._connection.loop
         waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(self._read_timeout, self._timed_out, waiter)
+        if deadline is None:
+            timer = loop.call_later(self._read_timeout, self._timed_out, waiter)
+        else:
+            timer = loop.call_at(deadline, self._timed_out, waiter)
         try:
             await waiter
         except asyncio.CancelledError:
@@ -305,6 +317,8 @@ class _Connection(asyncio.Protocol):
         if answer is None or answer.has_head:
             return  # trailers (bounded by _unparsed) and whatever follows a complete answer
         answer.headers.append((name, value))
+        if len(name) not in _NOTED_LENGTHS:
+            return  # most headers: nothing to note
         lower = name.lower()
         if lower == b"content-type":
             answer.content_type = value.split(b";", 1)[0].strip().lower()
@@ -312,6 +326,8 @@ class _Connection(asyncio.Protocol):
             answer.content_length = int(value) if value.isdigit() else None
         elif lower == b"mcp-session-id":
             answer.session_id = value
+        elif lower == b"transfer-encoding":
+            answer.chunked = True
 
     def on_headers_complete(self) -> None:
         answer = self.answer
@@ -320,12 +336,11 @@ class _Connection(asyncio.Protocol):
         status = self.parser.get_status_code()
         if status < 200:  # 1xx (100 Continue, 103 Early Hints): the real answer follows
             answer.headers.clear()
-            answer.content_type, answer.content_length, answer.session_id = b"", None, None
+            answer.content_type, answer.content_length, answer.session_id, answer.chunked = b"", None, None, False
             return
         answer.status = status
         answer.has_head = True
-        chunked = any(name.lower() == b"transfer-encoding" for name, _ in answer.headers)
-        answer.close_delimited = answer.content_length is None and not chunked
+        answer.close_delimited = answer.content_length is None and not answer.chunked
         self._unparsed = 0
 
     def on_body(self, body: bytes) -> None:
@@ -370,7 +385,7 @@ class UpstreamHttp:
         payload = encode_request(target, method, headers, body)
         fresh = False  # a new connection: never `reused`, so the request is sent at most twice
         while True:
-            connection = await self._acquire(target, connect_timeout, fresh=fresh)
+            connection = (not fresh and self._reuse(target.origin)) or await self._acquire(target, connect_timeout, fresh=fresh)
             answer = Answer(connection, read_timeout)
             try:
                 connection.send(answer, payload)
@@ -474,8 +489,11 @@ class UpstreamHttp:
         if self._closed:
             connection.close()
             return
-        connection.idle_since = self._now()
-        self._idle.setdefault(connection.origin, []).append(connection)
+        now = connection.idle_since = self._now()
+        idle = self._idle.setdefault(connection.origin, [])
+        while idle and idle[0].idle_since < now - self._idle_seconds:
+            idle.pop(0).close()  # the oldest, unused too long
+        idle.append(connection)
         self._wake_one()  # a request waiting for room may use it, or close it to make room
 
     def forget(self, connection: _Connection) -> None:

@@ -411,6 +411,21 @@ async def test_a_silent_upstream_times_out_before_the_head(http: UpstreamHttp) -
         await seen.until(lambda: seen.disconnects == 1)
 
 
+async def test_a_head_sent_a_byte_at_a_time_must_still_arrive_within_the_read_timeout(http: UpstreamHttp) -> None:
+    async def drip(peer: Peer) -> None:
+        await peer.request()
+        for byte in itertools.islice(itertools.cycle(b"HTTP/1.1 200 OK\r\nx-drip: " + b"a" * 1000), 2000):
+            await peer.write(bytes([byte]))
+            await asyncio.sleep(0.01)  # never silent for a read timeout's length
+
+    async with upstream(drip) as (target, seen):
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ReadTimeout, match=r"did not answer in time \(read timeout\)"):
+            await http.request(target, b"GET", [], b"", connect_timeout=WAIT, read_timeout=0.3)
+        assert asyncio.get_running_loop().time() - started < 1.0  # not one read timeout per byte
+        await seen.until(lambda: seen.disconnects == 1)
+
+
 async def test_a_stream_that_goes_silent_times_out_between_chunks(http: UpstreamHttp) -> None:
     async def handler(peer: Peer) -> None:
         await peer.request()
@@ -550,6 +565,23 @@ async def test_a_connection_idle_too_long_is_not_reused() -> None:
     finally:
         await http.aclose()
     assert seen.connections == 2
+
+
+async def test_connections_unused_too_long_are_closed_when_another_is_put_back() -> None:
+    http = UpstreamHttp(idle_seconds=0.05)
+    try:
+        async with upstream(always(OK)) as (target, seen):
+            first, second = await asyncio.gather(
+                http.request(target, b"GET", [], b"", **TIMEOUTS), http.request(target, b"GET", [], b"", **TIMEOUTS)
+            )
+            for answer in (first, second):
+                assert await answer.read(100) == b"ok"
+            first.release()  # pooled
+            await asyncio.sleep(0.1)  # first is now unused too long
+            second.release()  # pooled, and the stale one closed without waiting for a request
+            await seen.until(lambda: seen.disconnects == 1)
+    finally:
+        await http.aclose()
 
 
 # Flow control -------------------------------------------------------------------------------------
