@@ -66,7 +66,9 @@ class Exchange:
         if not self._calls and not self._listings:
             return data
         try:
-            message = json.loads(data.decode())  # UTF-8 (RFC 8259 §8.1): bytes would have their encoding guessed in Python
+            # As text when UTF-8 (RFC 8259 §8.1; json.loads guesses the encoding of bytes in Python
+            # first), else as bytes: a tools/list in another encoding is filtered all the same.
+            message = json.loads(_text(data))
         except (ValueError, RecursionError):
             return data
         messages = message if isinstance(message, list) else [message]
@@ -200,3 +202,10 @@ class ToolGate:
 def _key(request_id: Any) -> Any:
     """JSON-RPC ids as dictionary keys (a client may send a list or object; those match nothing)."""
     return request_id if isinstance(request_id, (str, int, float)) or request_id is None else json.dumps(request_id)
+
+
+def _text(data: bytes) -> str | bytes:
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return data

@@ -144,6 +144,10 @@ async def test_tools_list_shows_each_caller_only_what_they_may_call(audit: tuple
     exchange = await gate(recorder).open(BOB, LIST, mcp_name=None, request_id="r")
     other = b'{"jsonrpc":"2.0","id":10,"result":{"tools":[{"name":"x"}]}}'
     assert exchange.relay(other) is other
+    # An upstream answering in UTF-16 (which JSON parsers guess from the bytes) is filtered too.
+    exchange = await gate(recorder).open(BOB, LIST, mcp_name=None, request_id="r")
+    relayed = json.loads(exchange.relay(LISTED.decode().encode("utf-16")))
+    assert relayed["result"]["tools"] == []
 
 
 async def test_arguments_are_kept_only_when_opted_in(audit: tuple[AuditRecorder, AuditStore]) -> None:
