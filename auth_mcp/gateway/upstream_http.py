@@ -31,6 +31,7 @@ import asyncio
 import collections
 import ssl
 from dataclasses import dataclass
+from operator import itemgetter
 from urllib.parse import urlsplit
 
 import httptools
@@ -40,9 +41,7 @@ IDLE_SECONDS = 4.0
 MAX_HEAD_BYTES = 64 * 1024
 BUFFER_BYTES = 256 * 1024
 _PIECE_BYTES = 64  # what holding a piece of body costs beyond its bytes (a bytes object, a deque slot)
-# The lengths of the header names an answer notes (Content-Type, Content-Length, Mcp-Session-Id,
-# Transfer-Encoding): other names are not even lowered.
-_NOTED_LENGTHS = frozenset(map(len, (b"content-type", b"content-length", b"mcp-session-id", b"transfer-encoding")))
+_NAME, _VALUE = itemgetter(0), itemgetter(1)
 _RETRYABLE = frozenset({b"GET", b"DELETE"})  # idempotent (RFC 9110 §9.2.2): safe to send again
 
 
@@ -114,7 +113,6 @@ class Answer:
     content_type = b""  # the media type, lower case, without parameters
     content_length: int | None = None
     session_id: bytes | None = None  # Mcp-Session-Id
-    chunked = False
     has_head = False
     complete = False
     close_delimited = False
@@ -236,12 +234,14 @@ class _Connection(asyncio.Protocol):
         self._spoiled = False  # the upstream sent more than one answer: never used again
         self._paused = False
         self._unparsed = 0  # bytes since the head began or since the last piece of body
+        self._head: list[tuple[bytes, bytes]] = []  # where on_header puts what it gets
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def send(self, answer: Answer, payload: bytes) -> None:
         self.answer = answer
+        self._head = answer.headers
         self._unparsed = 0
         assert self.transport is not None
         self.transport.write(payload)
@@ -313,34 +313,31 @@ class _Connection(asyncio.Protocol):
             self._spoiled = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        answer = self.answer
-        if answer is None or answer.has_head:
-            return  # trailers (bounded by _unparsed) and whatever follows a complete answer
-        answer.headers.append((name, value))
-        if len(name) not in _NOTED_LENGTHS:
-            return  # most headers: nothing to note
-        lower = name.lower()
-        if lower == b"content-type":
-            answer.content_type = value.split(b";", 1)[0].strip().lower()
-        elif lower == b"content-length":
-            answer.content_length = int(value) if value.isdigit() else None
-        elif lower == b"mcp-session-id":
-            answer.session_id = value
-        elif lower == b"transfer-encoding":
-            answer.chunked = True
+        # Into the answer's headers while its head arrives; trailers and whatever follows a
+        # complete answer into a list nobody reads (bounded by _unparsed, dropped at the next send).
+        self._head.append((name, value))
 
     def on_headers_complete(self) -> None:
         answer = self.answer
         if answer is None or answer.complete:
             return
         status = self.parser.get_status_code()
+        headers = answer.headers
         if status < 200:  # 1xx (100 Continue, 103 Early Hints): the real answer follows
-            answer.headers.clear()
-            answer.content_type, answer.content_length, answer.session_id, answer.chunked = b"", None, None, False
+            headers.clear()
             return
+        self._head = []
+        # The head's names in lower case, the first of a repeated one winning: made in C.
+        named = dict(zip(map(bytes.lower, map(_NAME, reversed(headers))), map(_VALUE, reversed(headers)), strict=True))
+        content_type = named.get(b"content-type")
+        if content_type is not None:
+            answer.content_type = content_type.split(b";", 1)[0].strip().lower()
+        length = named.get(b"content-length")
+        answer.content_length = int(length) if length is not None and length.isdigit() else None
+        answer.session_id = named.get(b"mcp-session-id")
         answer.status = status
         answer.has_head = True
-        answer.close_delimited = answer.content_length is None and not answer.chunked
+        answer.close_delimited = answer.content_length is None and b"transfer-encoding" not in named
         self._unparsed = 0
 
     def on_body(self, body: bytes) -> None:
