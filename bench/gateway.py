@@ -16,18 +16,21 @@ Method:
    request, each with its own JSON-RPC id, over N keep-alive connections; every response is
    checked (status 200 and the echoed text).
 
-Placement (two cores: no neutral place for the load generator). By default wrk shares the
-upstream's core (`--wrk-on upstream`). That core then holds the same two processes in both
-halves of a round, so the upstream works under identical conditions whether it is called directly
-or through the gateway; the only difference between the halves is the gateway on a core of its
-own, which is the question asked (what does putting the gateway in front cost?) and how it is
-deployed (clients are elsewhere). It flatters the gateway a little: the upstream also pays wrk's
-share of its core (a few per cent of a Python SDK call, more of a Node one), so the gateway keeps
-up with a slightly slower upstream. `--wrk-on gateway` is the other extreme: the direct half gets
-a core for wrk alone while the gateway half squeezes wrk and the gateway onto one, charging the
-load generator to the gateway. Either way each run also records the CPU time each server process
-spent per call (from /proc), which does not depend on placement: the gateway keeps pace on a core
-of its own while its CPU per call is below the upstream's.
+Placement (two cores: no neutral place for the load generator). The upstream has a core of its
+own, the gateway the other, and by default wrk shares the gateway's (`--wrk-on gateway`). Then the
+upstream works under the same conditions in both halves of a round: alone on its core, its client
+on the other core, as when it is deployed (clients are elsewhere). The gateway pays for it: in the
+gateway half it must fit wrk's work on its own core too, while in the direct half wrk has that
+core to itself. `--wrk-on upstream` puts wrk beside the upstream instead, which changes how the
+upstream is reached between the halves: directly, wrk and the upstream hand each request and
+answer over on one core, without waking another; through the gateway, every packet crosses cores,
+and the upstream's core spends more per call (measured: the Python SDK upstream's CPU per call
+rises from ~385 to ~410-430 us and its core's interrupt time from 1-3 % to 5-9 %), so that
+placement charges the gateway for the wakeups it causes on the upstream's core. `--wrk-on any`
+lets the OS place wrk (the servers stay pinned); it gave the direct half its highest throughput of
+the three. Each run also records the CPU time each server process spent per call (from /proc),
+which depends far less on placement: the gateway keeps pace on a core of its own while its CPU per
+call is below the upstream's.
 
 Output: per round the two throughputs and their ratio, the median ratio (target >= 0.90), wrk's
 p50/p99 latencies and the latency the gateway adds (median over rounds of gateway minus direct);
@@ -65,7 +68,8 @@ EXPECTED = "Echo: bench"  # server-everything's answer; the python upstream answ
 
 # One request per call, each with a fresh JSON-RPC id (requests share a session with `everything`,
 # where ids must differ); every response checked; one JSON summary line at the end.
-LUA_TEMPLATE = """
+LUA_TEMPLATE = (
+    """
 wrk.method = "POST"
 {headers}
 local counter = 0
@@ -76,7 +80,9 @@ end
 function response(status, headers, body)
   if status ~= 200 or not string.find(body, '{expected}', 1, true) then bad = bad + 1 end
 end
-""" + whoami.LUA_SUMMARY
+"""
+    + whoami.LUA_SUMMARY
+)
 
 
 def call_body(upstream: str) -> dict:
@@ -323,7 +329,10 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per side (default 3)")
     parser.add_argument("--no-pin", action="store_true", help="let the OS place the processes on any core")
     parser.add_argument(
-        "--wrk-on", choices=["gateway", "upstream"], default="upstream", help="the core wrk shares (default upstream)"
+        "--wrk-on",
+        choices=["gateway", "upstream", "any"],
+        default="gateway",
+        help="the core wrk shares (default gateway; any: the OS places it)",
     )
     parser.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -338,7 +347,7 @@ def main() -> int:
     if not args.no_pin and len(cpus) >= 2:
         global GATEWAY_CPUS, UPSTREAM_CPUS
         GATEWAY_CPUS, UPSTREAM_CPUS = {cpus[0]}, {cpus[1]}
-        whoami.LOAD_CPUS = GATEWAY_CPUS if args.wrk_on == "gateway" else UPSTREAM_CPUS
+        whoami.LOAD_CPUS = {"gateway": GATEWAY_CPUS, "upstream": UPSTREAM_CPUS, "any": None}[args.wrk_on]
     return run(args, time.strftime("%Y%m%d-%H%M%S"))
 
 
