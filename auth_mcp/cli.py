@@ -234,18 +234,22 @@ async def _operator(settings: Settings) -> AsyncIterator[admin.Operator]:
 
 async def _upstreams(settings: Settings) -> admin.Report:
     """No database needed: the file, and one probe per upstream."""
-    import httpx
-
     from auth_mcp.clock import SystemClock
+    from auth_mcp.gateway.builder import upstream_targets
     from auth_mcp.gateway.config import load_gateway_config
     from auth_mcp.gateway.health import UpstreamHealth
+    from auth_mcp.gateway.upstream_http import UpstreamHttp
 
     if settings.gateway_config is None:
         return await admin.list_upstreams(None, None)
     config = load_gateway_config(settings.gateway_config)
-    async with httpx.AsyncClient(trust_env=False) as http:
-        health = UpstreamHealth(upstreams=list(config.upstreams.values()), http=http, clock=SystemClock())
+    upstreams = list(config.upstreams.values())
+    http = UpstreamHttp()
+    try:
+        health = UpstreamHealth(upstreams=upstreams, targets=upstream_targets(upstreams), http=http, clock=SystemClock())
         return await admin.list_upstreams(config, health)
+    finally:
+        await http.aclose()
 
 
 async def _admin(settings: Settings, args: argparse.Namespace) -> admin.Report:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -23,7 +22,7 @@ from auth_mcp.gateway.proxy import GitHubTokenSource, RequestId, UpstreamProxy
 from auth_mcp.gateway.sessions import SessionSeal
 from auth_mcp.gateway.signing import SigningKeys
 from auth_mcp.gateway.tool_gate import ToolGate
-from auth_mcp.gateway.upstream_http import UpstreamHttp
+from auth_mcp.gateway.upstream_http import Target, UpstreamHttp
 from auth_mcp.http.routing import AsgiEndpoint
 
 JWKS_PATH = "/.well-known/jwks.json"
@@ -40,15 +39,13 @@ class Gateway:
     config: GatewayConfig
     keys: SigningKeys
     health: UpstreamHealth
-    http: UpstreamHttp  # the forwarded calls
-    probes: httpx.AsyncClient  # the readiness probes (health.py)
+    http: UpstreamHttp  # the forwarded calls and the readiness probes (health.py)
     jwks_uri: str
     routes: list[BaseRoute] = field(default_factory=list)
     proxies: dict[str, UpstreamProxy] = field(default_factory=dict)
 
     async def aclose(self) -> None:
         await self.http.aclose()
-        await self.probes.aclose()
 
 
 def build_gateway(
@@ -68,19 +65,19 @@ def build_gateway(
     sessions = SessionSeal(keys_newest_first=session_keys)
     # One connection pool for every upstream; each request carries its upstream's timeouts.
     client = UpstreamHttp()
-    probes = httpx.AsyncClient(follow_redirects=False, trust_env=False)
     upstreams = list(config.upstreams.values())
+    targets = upstream_targets(upstreams)
     gateway = Gateway(
         config=config,
         keys=keys,
-        health=UpstreamHealth(upstreams=upstreams, http=probes, clock=clock),
+        health=UpstreamHealth(upstreams=upstreams, targets=targets, http=client, clock=clock),
         http=client,
-        probes=probes,
         jwks_uri=issuer + JWKS_PATH,
     )
     for upstream in upstreams:
         proxy = UpstreamProxy(
             upstream=upstream,
+            target=targets[upstream.name],
             http=client,
             identity=identity,
             sessions=sessions,
@@ -92,6 +89,11 @@ def build_gateway(
         gateway.routes.append(Route(upstream.path, AsgiEndpoint(protect(proxy, upstream))))
     gateway.routes.append(Route(JWKS_PATH, _jwks(keys), methods=["GET"]))
     return gateway
+
+
+def upstream_targets(upstreams: Sequence[Upstream]) -> dict[str, Target]:
+    """Where each upstream's requests go, and whom its certificate must chain to."""
+    return {upstream.name: Target.of(upstream.url, ca_file=upstream.ca_file) for upstream in upstreams}
 
 
 def _jwks(keys: SigningKeys) -> Callable[[Request], Response]:

@@ -5,6 +5,7 @@
 url = "https://notes.internal.example/mcp"   # the upstream's streamable-HTTP MCP endpoint
 forward = "jwt"                              # or "github-token" (explicit opt-in)
 scopes = ["read:user"]                       # MCP scopes a token needs to reach it
+ca_file = "internal-ca.pem"                  # optional: trust this CA (path beside this file) for https
 ```
 
 Each `[upstreams.NAME]` is served at `/mcp/NAME`. Every mistake stops start-up with one sentence
@@ -14,6 +15,7 @@ naming the upstream and the key, so the operator knows which line to change.
 from __future__ import annotations
 
 import re
+import ssl
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +53,9 @@ class Upstream(BaseModel):
     # Whole JSON bodies only: SSE streams pass through chunk by chunk and are never held whole.
     max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     max_streams_per_person: int = Field(default=32, ge=1, le=10_000)
+    # PEM certificates an https upstream's certificate must chain to instead of the system's
+    # trust store (a private CA, e.g. GitHub Enterprise Server's); read and checked at start-up.
+    ca_file: str | None = None
     # Per-tool rules, read by the policy (`[[upstreams.NAME.tools]]`); kept as given here.
     tools: tuple[dict[str, Any], ...] = ()
 
@@ -74,6 +79,16 @@ class Upstream(BaseModel):
             raise ValueError(f"names unknown scopes {unknown}; supported: {list(SUPPORTED_SCOPES)}")
         if not value:
             raise ValueError("must name at least one scope")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _check_ca_file(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ssl.create_default_context(cafile=value)
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"cannot be read as PEM certificates ({getattr(exc, 'strerror', None) or exc})") from None
         return value
 
     @property
@@ -129,6 +144,9 @@ def _upstream(name: str, table: Any, *, source: str) -> Upstream:
         )
     if not isinstance(table, dict):
         raise GatewayConfigError(f'{where} must be a table with at least url = "https://…/mcp"')
+    ca_file = table.get("ca_file")
+    if isinstance(ca_file, str) and not Path(ca_file).is_absolute():
+        table = {**table, "ca_file": str(Path(source).parent / ca_file)}  # beside the file that names it
     try:
         upstream = Upstream(name=name, **table)
     except ValidationError as exc:
@@ -146,4 +164,6 @@ def _upstream(name: str, table: Any, *, source: str) -> Upstream:
         raise GatewayConfigError(
             f'{where}: forward = "github-token" needs an https:// url (or a loopback address), got {upstream.url!r}'
         )
+    if upstream.ca_file is not None and url.scheme != "https":
+        raise GatewayConfigError(f"{where}: ca_file is for https:// urls, and this url is {upstream.url!r}")
     return upstream

@@ -9,13 +9,12 @@ for a few seconds, so a load balancer polling `/readyz` does not turn into load 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import httpx
 
 from auth_mcp.clock import Clock
 from auth_mcp.gateway.config import Upstream
+from auth_mcp.gateway.upstream_http import BrokenAnswer, ConnectFailed, ConnectTimeout, ReadTimeout, Target, UpstreamHttp
 
 PROBE_TIMEOUT = 2.0
 REMEMBER = 5.0  # seconds an answer is reused
@@ -33,8 +32,9 @@ class UpstreamStatus:
 
 
 class UpstreamHealth:
-    def __init__(self, *, upstreams: Sequence[Upstream], http: httpx.AsyncClient, clock: Clock) -> None:
+    def __init__(self, *, upstreams: Sequence[Upstream], targets: Mapping[str, Target], http: UpstreamHttp, clock: Clock) -> None:
         self._upstreams = list(upstreams)
+        self._targets = targets
         self._http = http
         self._clock = clock
         self._last: tuple[float, list[UpstreamStatus]] | None = None
@@ -49,18 +49,25 @@ class UpstreamHealth:
         return statuses
 
     async def _probe(self, upstream: Upstream) -> UpstreamStatus:
+        # A GET without a session or credentials, over the connections and trust the calls use:
+        # the cheapest request every MCP endpoint answers. Only the status line matters; a
+        # stream that opens is closed at once.
         try:
-            # A GET without a session or credentials: the cheapest request every MCP endpoint
-            # answers. Only the status line matters; a stream that opens is closed at once.
-            request = self._http.build_request(
-                "GET", upstream.url, headers={"accept": "text/event-stream"}, timeout=PROBE_TIMEOUT
-            )
-            response = await self._http.send(request, stream=True)
-            await response.aclose()
-        except httpx.TimeoutException:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                answer = await self._http.request(
+                    self._targets[upstream.name],
+                    b"GET",
+                    [(b"accept", b"text/event-stream")],
+                    b"",
+                    connect_timeout=PROBE_TIMEOUT,
+                    read_timeout=PROBE_TIMEOUT,
+                )
+        except (TimeoutError, ConnectTimeout, ReadTimeout):
             return UpstreamStatus(upstream.name, upstream.url, False, f"no answer within {PROBE_TIMEOUT:g} s")
-        except httpx.ConnectError:
-            return UpstreamStatus(upstream.name, upstream.url, False, "connection refused or failed")
-        except httpx.HTTPError as exc:
-            return UpstreamStatus(upstream.name, upstream.url, False, f"not an HTTP answer ({type(exc).__name__})")
-        return UpstreamStatus(upstream.name, upstream.url, True, f"HTTP {response.status_code}")
+        except ConnectFailed as exc:
+            reason = "connection refused or failed" if "refused" in str(exc) else str(exc)
+            return UpstreamStatus(upstream.name, upstream.url, False, reason)
+        except BrokenAnswer as exc:
+            return UpstreamStatus(upstream.name, upstream.url, False, f"not an HTTP answer ({exc})")
+        answer.close()
+        return UpstreamStatus(upstream.name, upstream.url, True, f"HTTP {answer.status}")

@@ -66,6 +66,7 @@ class UpstreamProxy:
         self,
         *,
         upstream: Upstream,
+        target: Target,
         http: UpstreamHttp,
         identity: IdentityTokens,
         sessions: SessionSeal,
@@ -82,7 +83,7 @@ class UpstreamProxy:
         self._sessions = sessions
         self._github_tokens = github_tokens
         self._request_id = request_id
-        self._target = Target.of(upstream.url)
+        self._target = target
         self._streams = StreamLimit(per_person=upstream.max_streams_per_person)
 
     @property

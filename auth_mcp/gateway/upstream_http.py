@@ -5,8 +5,8 @@ serves with), because the libraries cost more than the rest of a forwarded call:
 took about 1.4 ms of CPU and aiohttp 0.4-0.8 ms, more than the Python SDK upstream spends on the
 whole tool call (bench/gateway.py), which kept the gateway from keeping pace with its upstream.
 It does what the gateway needs and nothing else:
-- HTTP/1.1 over TCP or TLS (the system's trust store, the host name verified; SSL_CERT_FILE names
-  another CA file to trust instead of OpenSSL's default one), keep-alive connections pooled per origin, most recently used first, at most
+- HTTP/1.1 over TCP or TLS (the system's trust store or an upstream's own CA file, the host name
+  verified), keep-alive connections pooled per origin, most recently used first, at most
   `max_connections` open in all (a request waits for a free one within its connect timeout);
 - a pooled connection is used again only after its answer was read to the end with keep-alive,
   and dropped when unused for IDLE_SECONDS (below the 5 s after which common servers close idle
@@ -72,12 +72,15 @@ class Target:
     scheme: str
     host: str
     port: int
-    origin: tuple[str, str, int]
+    origin: tuple[str, str, int, int]  # connections are pooled by it (the last part: which trust)
     host_header: bytes
     path: bytes
+    tls: ssl.SSLContext | None = None  # for https: whom to trust, if not the system's store
 
     @classmethod
-    def of(cls, url: str) -> Target:
+    def of(cls, url: str, *, ca_file: str | None = None) -> Target:
+        """`ca_file`: PEM certificates an https upstream's certificate must chain to, instead of
+        the system's trust store (a private CA, e.g. GitHub Enterprise Server's)."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -85,13 +88,15 @@ class Target:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         # RFC 9112 §3.2: Host is the authority without userinfo; an IPv6 literal keeps its brackets.
         authority = parts.netloc.rpartition("@")[2]
+        tls = ssl.create_default_context(cafile=ca_file) if ca_file is not None else None
         return cls(
             parts.scheme,
             parts.hostname,
             port,
-            (parts.scheme, parts.hostname, port),
+            (parts.scheme, parts.hostname, port, id(tls)),
             authority.encode("idna"),
             path.encode("ascii"),
+            tls,
         )
 
 
@@ -221,7 +226,7 @@ class Answer:
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: the protocol asyncio feeds, and the parser's callbacks."""
 
-    def __init__(self, pool: UpstreamHttp, origin: tuple[str, str, int]) -> None:
+    def __init__(self, pool: UpstreamHttp, origin: tuple[str, str, int, int]) -> None:
         self.pool = pool
         self.origin = origin
         self.loop = asyncio.get_running_loop()
@@ -360,7 +365,7 @@ class UpstreamHttp:
     def __init__(self, *, max_connections: int = MAX_CONNECTIONS, idle_seconds: float = IDLE_SECONDS) -> None:
         self._max = max_connections
         self._idle_seconds = idle_seconds
-        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._idle: dict[tuple[str, str, int, int], list[_Connection]] = {}
         self._open: set[_Connection] = set()
         self._opening = 0
         self._room_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -411,7 +416,7 @@ class UpstreamHttp:
             if not self._close_least_recently_used():
                 await self._wait_for_room(deadline)
 
-    def _reuse(self, origin: tuple[str, str, int]) -> _Connection | None:
+    def _reuse(self, origin: tuple[str, str, int, int]) -> _Connection | None:
         idle = self._idle.get(origin)
         if not idle:
             return None
@@ -439,7 +444,7 @@ class UpstreamHttp:
     async def _handshake(self, target: Target, deadline: float) -> _Connection:
         loop = asyncio.get_running_loop()
         connection = _Connection(self, target.origin)
-        tls = self._tls_context() if target.scheme == "https" else None
+        tls = (target.tls or self._tls_context()) if target.scheme == "https" else None
         try:
             async with asyncio.timeout_at(deadline):
                 await loop.create_connection(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from auth_mcp.gateway.config import (
     load_gateway_config,
     parse_gateway_config,
 )
+from tests.support.tls import private_authority
 
 
 def parse(text: str):
@@ -112,3 +114,25 @@ def test_broken_toml_is_refused_with_the_parser_s_position() -> None:
 def test_an_unreadable_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(GatewayConfigError, match=r"cannot read .*missing\.toml"):
         load_gateway_config(tmp_path / "missing.toml")
+
+
+def test_a_ca_file_is_read_beside_the_file_and_must_be_certificates_for_an_https_url(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_bytes(private_authority(tmp_path / "tls").ca.read_bytes())
+    config = tmp_path / "gateway.toml"
+    config.write_text('[upstreams.ghes]\nurl = "https://127.0.0.1:8443/mcp"\nca_file = "ca.pem"\n')
+    assert load_gateway_config(config).upstreams["ghes"].ca_file == str(tmp_path / "ca.pem")
+    (tmp_path / "not.pem").write_text("not a certificate")
+    for table, sentence in (
+        (
+            'url = "https://127.0.0.1:8443/mcp"\nca_file = "missing.pem"',
+            "ca_file: cannot be read as PEM certificates (No such file or directory)",
+        ),
+        ('url = "https://127.0.0.1:8443/mcp"\nca_file = "not.pem"', "ca_file: cannot be read as PEM certificates"),
+        (
+            'url = "http://127.0.0.1:8000/mcp"\nca_file = "ca.pem"',
+            "ca_file is for https:// urls, and this url is 'http://127.0.0.1:8000/mcp'",
+        ),
+    ):
+        config.write_text(f"[upstreams.ghes]\n{table}\n")
+        with pytest.raises(GatewayConfigError, match=re.escape(f"{config}: [upstreams.ghes]: {sentence}")):
+            load_gateway_config(config)

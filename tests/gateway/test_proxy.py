@@ -18,6 +18,7 @@ from auth_mcp import admin
 from tests.support.gateway import tokens_for
 from tests.support.oauth import mcp_call
 from tests.support.server import RunningServer, run_server
+from tests.support.tls import private_authority
 from tests.support.upstreams import (
     Recording,
     closed_port_url,
@@ -342,6 +343,28 @@ async def test_an_upstream_that_opted_in_receives_the_person_s_github_token(tmp_
     (seen,) = recording.requests
     assert seen["headers"]["authorization"] == f"Bearer {github_token}"
     assert token not in str(seen["headers"])
+
+
+async def test_an_https_upstream_with_a_private_ca_is_reached_through_its_ca_file(tmp_path: Path, db_url: str) -> None:
+    authority = private_authority(tmp_path / "tls")
+    recording = Recording()
+    async with serve(recording, lifespan="off", certificate=authority.server_pem) as served:
+        config = tmp_path / "gateway.toml"
+        # `a` trusts the private CA (a path relative to the file); `b`, the same server, does not.
+        config.write_text(f'[upstreams.a]\nurl = "{served.url}"\nca_file = "tls/ca.pem"\n[upstreams.b]\nurl = "{served.url}"\n')
+        async with run_server(database_url=db_url, gateway_config=str(config)) as server, httpx.AsyncClient(timeout=30) as http:
+            token_a = (await tokens_for(server, "/mcp/a")).access_token
+            token_b = (await tokens_for(server, "/mcp/b")).access_token
+            reached = await http.post(f"{server.url}/mcp/a", json=CALL, headers=bearer(token_a))
+            refused = await http.post(f"{server.url}/mcp/b", json=CALL, headers=bearer(token_b))
+            ready = (await http.get(f"{server.url}/readyz")).json()
+    assert reached.status_code == 200
+    assert [request["method"] for request in recording.requests] == ["POST", "GET"]  # the call, then a's probe
+    assert refused.status_code == 502
+    assert refused.json()["error"]["message"] == "upstream 'b' failed the TLS handshake (CERTIFICATE_VERIFY_FAILED)"
+    upstreams = ready["upstreams"]
+    assert upstreams["a"]["reachable"] is True
+    assert upstreams["b"]["reachable"] is False and "CERTIFICATE_VERIFY_FAILED" in upstreams["b"]["detail"]
 
 
 async def test_readyz_reports_each_upstream_and_stays_ready_when_one_is_down(tmp_path: Path, db_url: str) -> None:

@@ -6,21 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
-import ipaddress
 import itertools
 import socket
 import ssl
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from auth_mcp.gateway.upstream_http import (
     BUFFER_BYTES,
@@ -33,6 +26,7 @@ from auth_mcp.gateway.upstream_http import (
     Target,
     UpstreamHttp,
 )
+from tests.support.tls import Certificates, private_authority
 
 pytestmark = pytest.mark.timeout(10)  # a client that hangs fails its test at once, not after minutes
 
@@ -781,47 +775,9 @@ async def test_a_request_cancelled_while_reading_the_body_closes_its_connection(
 # TLS ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Certificates:
-    ca: Path
-    server: ssl.SSLContext
-
-
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    """A test CA, and a server certificate it signed for 127.0.0.1 (an IP SAN)."""
-    folder = tmp_path_factory.mktemp("tls")
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "auth-mcp test CA")])
-    ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                                     encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
-    (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (folder / "server.pem").write_bytes(
-        leaf.public_bytes(serialization.Encoding.PEM)
-        + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(folder / "server.pem")
-    return Certificates(ca=folder / "ca.pem", server=server)
+    return private_authority(tmp_path_factory.mktemp("tls"))
 
 
 async def test_an_https_upstream_signed_by_a_trusted_ca_is_reached(
@@ -830,7 +786,7 @@ async def test_an_https_upstream_signed_by_a_trusted_ca_is_reached(
     monkeypatch.setenv("SSL_CERT_FILE", str(certificates.ca))
     http = UpstreamHttp()
     try:
-        async with upstream(always(OK), tls=certificates.server) as (target, seen):
+        async with upstream(always(OK), tls=certificates.server_context()) as (target, seen):
             assert await fetch(http, target) == (200, b"ok")
             assert await fetch(http, target) == (200, b"ok")
         assert seen.connections == 1
@@ -853,7 +809,7 @@ async def test_an_https_upstream_signed_by_an_unknown_ca_is_refused(
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     http = UpstreamHttp()
     try:
-        async with upstream(always(OK), tls=certificates.server) as (target, seen):
+        async with upstream(always(OK), tls=certificates.server_context()) as (target, seen):
             with pytest.raises(ConnectFailed, match=r"failed the TLS handshake \(CERTIFICATE_VERIFY_FAILED\)"):
                 await http.request(target, b"GET", [], b"", **TIMEOUTS)
         assert seen.requests == []

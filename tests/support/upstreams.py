@@ -107,13 +107,17 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: ASGIApp, *, path: str = "/mcp", lifespan: str = "on", port: int = 0) -> AsyncIterator[Served]:
-    """An ASGI app under uvicorn on 127.0.0.1 (`port`, or any free one) in this event loop."""
+async def serve(
+    app: ASGIApp, *, path: str = "/mcp", lifespan: str = "on", port: int = 0, certificate: Path | None = None
+) -> AsyncIterator[Served]:
+    """An ASGI app under uvicorn on 127.0.0.1 (`port`, or any free one) in this event loop; over
+    https with `certificate` (a PEM file holding the certificate and its key)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan=lifespan))
+    tls = {"ssl_certfile": str(certificate)} if certificate is not None else {}
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan=lifespan, **tls))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         async with asyncio.timeout(START_TIMEOUT):
@@ -121,7 +125,8 @@ async def serve(app: ASGIApp, *, path: str = "/mcp", lifespan: str = "on", port:
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.01)
-        yield Served(url=f"http://127.0.0.1:{port}{path}", port=port)
+        scheme = "https" if certificate is not None else "http"
+        yield Served(url=f"{scheme}://127.0.0.1:{port}{path}", port=port)
     finally:
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
