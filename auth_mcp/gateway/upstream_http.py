@@ -253,7 +253,9 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         answer = self.answer
-        if answer is None:  # nothing asked: an upstream speaking out of turn gets no next request
+        if answer is None or answer.complete:
+            # Nothing asked, or the answer is whole: an upstream speaking out of turn is not read
+            # on (nothing it sends now is kept) and gets no next request.
             self._spoiled = True
             self.close()
             return

@@ -375,6 +375,20 @@ async def test_a_second_answer_begun_with_the_end_of_the_first_spoils_the_connec
     assert seen.connections == 2
 
 
+async def test_bytes_after_a_whole_answer_still_held_are_not_read_on(http: UpstreamHttp) -> None:
+    async def flooding(peer: Peer) -> None:
+        await peer.request()
+        await peer.write(OK, b"HTTP/1.1 200 OK\r\n")
+        for _ in range(200):  # endless header lines of a second answer (a few MB if all were kept)
+            await peer.write(b"x-flood: " + b"a" * 16_000 + b"\r\n")
+
+    async with upstream(flooding) as (target, seen):
+        answer = await http.request(target, b"GET", [], b"", **TIMEOUTS)
+        await seen.until(lambda: seen.disconnects == 1)  # closed while the caller still holds the answer
+        assert answer.status == 200 and await answer.read(100) == b"ok"
+        answer.release()
+
+
 async def test_bytes_from_an_idle_connection_spoil_it(http: UpstreamHttp) -> None:
     async def speaking_out_of_turn(peer: Peer) -> None:
         await peer.request()
