@@ -8,6 +8,9 @@ and then writes it all with one call. An answer whose head and body the applicat
 step (every JSON answer: nothing is awaited between the two) leaves in one write; the events of a
 stream still leave as they are sent, each in its own turn. Closing writes what is held first, and
 what uvicorn asks of the transport otherwise (pausing, addresses, ...) goes to the real one.
+Past FLUSH_BYTES held, what is held is written at once: an application that sends a large body
+in many messages within one turn still meets the transport's flow control (uvicorn waits for a
+full socket buffer to drain before the next message) instead of piling everything up here.
 """
 
 from __future__ import annotations
@@ -17,24 +20,31 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+FLUSH_BYTES = 64 * 1024
+
 
 class TurnBuffer:
     """A transport's writes within one turn of the event loop, written as one."""
 
-    __slots__ = ("_held", "_loop", "_transport")
+    __slots__ = ("_held", "_held_bytes", "_loop", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._held: list[bytes] | None = None
+        self._held_bytes = 0
 
     def write(self, data: bytes) -> None:
         held = self._held
         if held is None:
             self._held = [data]
+            self._held_bytes = len(data)
             self._loop.call_soon(self.flush)
         else:
             held.append(data)
+            self._held_bytes += len(data)
+        if self._held_bytes >= FLUSH_BYTES:
+            self.flush()
 
     def flush(self) -> None:
         held = self._held

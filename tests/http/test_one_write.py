@@ -12,7 +12,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from auth_mcp.cli import server_config
-from auth_mcp.http.one_write import TurnBuffer
+from auth_mcp.http.one_write import FLUSH_BYTES, TurnBuffer
 from auth_mcp.settings import Settings
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -125,3 +125,15 @@ async def test_nothing_is_written_to_a_connection_that_closed_in_the_meantime() 
     socket.close()  # the peer went away before the end of the turn
     await asyncio.sleep(0)
     assert socket.writes == []
+
+
+async def test_a_large_body_sent_within_one_turn_reaches_the_transport_as_it_grows() -> None:
+    socket = Socket()
+    buffer = TurnBuffer(socket, asyncio.get_running_loop())
+    chunk = b"x" * 16_384
+    for _ in range(8):  # 128 KiB in one turn: held only up to FLUSH_BYTES at a time
+        buffer.write(chunk)
+    assert [len(write) for write in socket.writes] == [FLUSH_BYTES, FLUSH_BYTES]
+    buffer.write(b"end")
+    await asyncio.sleep(0)
+    assert socket.writes[-1] == b"end"
