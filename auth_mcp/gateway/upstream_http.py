@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import ssl
 from dataclasses import dataclass
 from operator import itemgetter
@@ -72,7 +73,7 @@ class Target:
     scheme: str
     host: str
     port: int
-    origin: tuple[str, str, int, int]  # connections are pooled by it (the last part: which trust)
+    origin: tuple[str, str, int, str]  # connections are pooled by it (the last part: which CA file)
     host_header: bytes
     path: bytes
     tls: ssl.SSLContext | None = None  # for https: whom to trust, if not the system's store
@@ -93,7 +94,7 @@ class Target:
             parts.scheme,
             parts.hostname,
             port,
-            (parts.scheme, parts.hostname, port, id(tls)),
+            (parts.scheme, parts.hostname, port, ca_file or ""),
             authority.encode("idna"),
             path.encode("ascii"),
             tls,
@@ -226,7 +227,7 @@ class Answer:
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: the protocol asyncio feeds, and the parser's callbacks."""
 
-    def __init__(self, pool: UpstreamHttp, origin: tuple[str, str, int, int]) -> None:
+    def __init__(self, pool: UpstreamHttp, origin: tuple[str, str, int, str]) -> None:
         self.pool = pool
         self.origin = origin
         self.loop = asyncio.get_running_loop()
@@ -281,7 +282,7 @@ class _Connection(asyncio.Protocol):
         self.pool.forget(self)
         answer = self.answer
         if answer is not None and not answer.complete:
-            if answer.has_head and answer.close_delimited:
+            if answer.has_head and answer.close_delimited and exc is None:  # a reset cuts it short
                 answer.complete = True  # RFC 9112 §6.3: such a body ends when the connection does
             else:
                 answer.fail(BrokenAnswer("closed the connection or answered something that is not HTTP"))
@@ -307,10 +308,13 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         # Out of the pool and its count at once, not when asyncio reports the connection lost: a
         # connection being closed is never used again, and its room is free for a new one.
+        # Aborted, not closed: close() would wait, without end, for an upstream that reads nothing
+        # to take what is still buffered (a request body of up to max_request_bytes), holding the
+        # socket and the bytes outside the pool's count. Nothing more is owed to such a connection.
         self.closed = True
         self.pool.forget(self)
         if self.transport is not None:
-            self.transport.close()
+            self.transport.abort()
 
     # httptools callbacks (only those defined are called) -------------------------------------------
 
@@ -344,7 +348,10 @@ class _Connection(asyncio.Protocol):
         answer.session_id = named.get(b"mcp-session-id")
         answer.status = status
         answer.has_head = True
-        answer.close_delimited = answer.content_length is None and b"transfer-encoding" not in named
+        # RFC 9112 §6.3: chunked framing only when chunked is the last coding; else until the close.
+        codings = named.get(b"transfer-encoding", b"")
+        chunked = codings.rpartition(b",")[2].strip().lower() == b"chunked"
+        answer.close_delimited = answer.content_length is None and not chunked
         self._unparsed = 0
 
     def on_body(self, body: bytes) -> None:
@@ -367,7 +374,7 @@ class UpstreamHttp:
     def __init__(self, *, max_connections: int = MAX_CONNECTIONS, idle_seconds: float = IDLE_SECONDS) -> None:
         self._max = max_connections
         self._idle_seconds = idle_seconds
-        self._idle: dict[tuple[str, str, int, int], list[_Connection]] = {}
+        self._idle: dict[tuple[str, str, int, str], list[_Connection]] = {}
         self._open: set[_Connection] = set()
         self._opening = 0
         self._room_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -418,14 +425,15 @@ class UpstreamHttp:
             if not self._close_least_recently_used():
                 await self._wait_for_room(deadline)
 
-    def _reuse(self, origin: tuple[str, str, int, int]) -> _Connection | None:
+    def _reuse(self, origin: tuple[str, str, int, str]) -> _Connection | None:
         idle = self._idle.get(origin)
         if not idle:
             return None
         oldest_usable = self._now() - self._idle_seconds
         while idle:
             connection = idle.pop()
-            if not connection.closed and connection.idle_since >= oldest_usable:
+            usable = not connection.closed and connection.transport is not None and not connection.transport.is_closing()
+            if usable and connection.idle_since >= oldest_usable:
                 connection.reused = True
                 return connection
             connection.close()
@@ -478,6 +486,9 @@ class UpstreamHttp:
         except BaseException as exc:
             if waiter.done() and not waiter.cancelled():
                 self._wake_one()  # woken, then timed out or cancelled: the room goes to the next in line
+            else:
+                with contextlib.suppress(ValueError):
+                    self._room_waiters.remove(waiter)  # the line does not keep those who left it
             if isinstance(exc, TimeoutError):
                 raise ConnectTimeout(f"did not answer in time (all {self._max} upstream connections busy)") from None
             raise

@@ -9,6 +9,7 @@ import contextlib
 import itertools
 import socket
 import ssl
+import struct
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from auth_mcp.gateway.upstream_http import (
     ReadTimeout,
     Target,
     UpstreamHttp,
+    _Connection,
 )
 from tests.support.tls import Certificates, private_authority
 
@@ -272,6 +274,33 @@ async def test_a_body_without_length_ends_when_the_upstream_closes(http: Upstrea
         answer.release()
         assert await fetch(http, target) == (200, b"until the end")
     assert seen.connections == 2
+
+
+async def test_a_body_until_close_cut_by_a_reset_is_broken_not_complete(http: UpstreamHttp) -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.request()
+        await peer.write(b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{"partial"')
+        # RST (linger 0): the body did not end, the connection broke.
+        peer.writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.writer.transport.abort()
+
+    async with upstream(handler) as (target, _):
+        answer = await http.request(target, b"GET", [], b"", **TIMEOUTS)
+        with pytest.raises(BrokenAnswer):
+            await answer.read(1000)
+        answer.close()
+
+
+async def test_a_body_in_another_coding_than_chunked_runs_until_the_close(http: UpstreamHttp) -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.request()
+        await peer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: identity\r\n\r\nraw", b" bytes")
+        peer.writer.close()
+
+    async with upstream(handler) as (target, _):
+        answer = await http.request(target, b"GET", [], b"", **TIMEOUTS)
+        assert await answer.read(1000) == b"raw bytes"  # RFC 9112 §6.3: not chunked, so until the close
+        answer.release()
 
 
 async def test_a_204_has_no_body_and_keeps_the_connection(http: UpstreamHttp) -> None:
@@ -732,6 +761,42 @@ async def test_with_one_connection_a_second_request_times_out_if_the_first_holds
         assert seen.connections == 2
     finally:
         await http.aclose()
+
+
+async def test_requests_that_gave_up_waiting_leave_the_line() -> None:
+    http = UpstreamHttp(max_connections=1)
+    try:
+        async with upstream(always(OK)) as (target, _):
+            first = await http.request(target, b"GET", [], b"", **TIMEOUTS)
+            for _ in range(5):
+                with pytest.raises(ConnectTimeout):
+                    await http.request(target, b"GET", [], b"", connect_timeout=0.01, read_timeout=WAIT)
+            assert len(http._room_waiters) == 0  # a saturated pool's line does not grow with them
+            first.close()
+    finally:
+        await http.aclose()
+
+
+async def test_a_connection_given_up_is_let_go_at_once_even_with_a_body_the_upstream_never_read(
+    http: UpstreamHttp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lost = asyncio.Event()
+    original = _Connection.connection_lost
+
+    def noting(self: _Connection, exc: Exception | None) -> None:
+        lost.set()
+        original(self, exc)
+
+    monkeypatch.setattr(_Connection, "connection_lost", noting)
+
+    async def reads_nothing(peer: Peer) -> None:
+        await asyncio.sleep(30)  # neither reads the request nor closes (stopped with the server)
+
+    async with upstream(reads_nothing) as (target, _):
+        with pytest.raises(ReadTimeout):  # 8 MB stays in the client's buffers: close() would wait for it
+            await http.request(target, b"POST", [], b"x" * 8_000_000, connect_timeout=WAIT, read_timeout=0.2)
+        async with asyncio.timeout(WAIT):
+            await lost.wait()  # the socket is gone, not waiting for the upstream to read
 
 
 async def test_with_one_connection_a_failed_connect_frees_its_place() -> None:
