@@ -72,10 +72,13 @@ class _Verdicts:
         self.crossing: dict[bytes, bytes] = {}  # name as sent -> its lower-case form
         self.stopped: set[bytes] = set()
 
-    def learn(self, names: set[bytes]) -> None:
-        if len(self.crossing) + len(self.stopped) + len(names) > self.MAX_NAMES:
+    def learn(self, new: set[bytes], request: list[bytes]) -> None:
+        """Judge the `new` names of a header list whose names are `request`."""
+        names = new
+        if len(self.crossing) + len(self.stopped) + len(new) > self.MAX_NAMES:
             self.crossing.clear()
             self.stopped.clear()
+            names = set(request)  # the request's other names were forgotten with the rest
         for name in names:
             lower = name.lower()
             if lower not in self._stopped_names and not lower.startswith(self._prefixes):
@@ -102,7 +105,7 @@ def _cross(verdicts: _Verdicts, headers: list[tuple[bytes, bytes]], lower_case: 
     names = list(map(_NAME, headers))
     new = set(names).difference(crossing, stopped)
     if new:  # names not seen before: judged once
-        verdicts.learn(new)
+        verdicts.learn(new, names)
     kept = list(compress(headers, map(crossing.__contains__, names)))
     if not lower_case:
         kept = list(zip(map(crossing.__getitem__, map(_NAME, kept)), map(_VALUE, kept), strict=True))

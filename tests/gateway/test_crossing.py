@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from auth_mcp.gateway import crossing
 from auth_mcp.gateway.crossing import to_client, to_upstream
 
 
@@ -89,3 +92,16 @@ def test_every_connection_header_names_hop_by_hop_fields() -> None:
     assert to_upstream(sent) == [(b"content-type", b"application/json")]
     answered = [(b"CONNECTION", b"x-upstream-secret"), (b"X-Upstream-Secret", b"1"), (b"Content-Type", b"text/plain")]
     assert to_client(answered) == [(b"content-type", b"text/plain")]
+
+
+def test_the_request_that_makes_the_memo_forget_keeps_its_own_known_headers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crossing._Verdicts, "MAX_NAMES", 10)
+    monkeypatch.setattr(
+        crossing, "_TO_UPSTREAM", crossing._Verdicts(crossing._NOT_TO_UPSTREAM, crossing._NOT_TO_UPSTREAM_PREFIXES)
+    )
+    known = [(b"content-type", b"application/json"), (b"accept", b"application/json")]
+    assert to_upstream(known) == known
+    for index in range(7):  # the memo: 9 names of 10
+        to_upstream([(f"x-filler-{index}".encode(), b"v")])
+    new = [(b"x-new-1", b"v"), (b"x-new-2", b"v")]  # 11 names: the memo forgets, in this request
+    assert to_upstream([*known, *new]) == [*known, *new]
