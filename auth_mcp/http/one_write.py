@@ -26,15 +26,18 @@ FLUSH_BYTES = 64 * 1024
 class TurnBuffer:
     """A transport's writes within one turn of the event loop, written as one."""
 
-    __slots__ = ("_held", "_held_bytes", "_loop", "_transport")
+    __slots__ = ("_ended", "_held", "_held_bytes", "_loop", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._held: list[bytes] | None = None
         self._held_bytes = 0
+        self._ended = False  # write_eof() was called: what comes after is dropped, as a closed transport drops it
 
     def write(self, data: bytes) -> None:
+        if self._ended:
+            return
         held = self._held
         if held is None:
             self._held = [data]
@@ -57,11 +60,14 @@ class TurnBuffer:
         return self._transport.is_closing()
 
     def close(self) -> None:
-        self.flush()
-        self._transport.close()
+        try:
+            self.flush()
+        finally:
+            self._transport.close()
 
     def write_eof(self) -> None:
         self.flush()
+        self._ended = True
         self._transport.write_eof()
 
     def abort(self) -> None:

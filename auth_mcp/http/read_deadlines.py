@@ -16,8 +16,10 @@ timer for the part of a request that has not arrived yet:
   for the client's disconnect as long as it likes.
 Either way the connection closes in stages (RFC 9112 §9.6): the 408 and our end of the connection
 go first, what the client still sends is read and dropped, and the socket closes when the client
-closes its end or LINGER_SECONDS later. Closed at once, a socket with unread input makes the
-kernel reset the connection, and a reset can destroy the 408 before the client reads it.
+closes its end or is aborted LINGER_SECONDS later. Closed at once, a socket with unread input
+makes the kernel reset the connection, and a reset can destroy the 408 before the client reads
+it. (A pipelined request whose headers come too slowly while the answer before it still streams
+only ends the connection with that answer.)
 A timer is armed only when the bytes at hand leave a part unfinished: a request that arrives
 whole, the common case, costs no timer and nothing per request in the application. (This was an
 ASGI middleware with a timeout around each `receive()`: about a quarter of what authentication
@@ -117,13 +119,19 @@ def read_deadline_protocol(header_seconds: float, body_seconds: float) -> type[H
             elif cycle is None or cycle.response_complete:
                 # No request of ours is in flight on this connection: nothing else will answer.
                 self.transport.write(_HEADERS_TOO_SLOW)
+            else:
+                # A pipelined request too slow while the previous answer (a stream) still goes
+                # out: that answer ends as it will, and the connection with it.
+                cycle.keep_alive = False
+                return
             self._close_in_stages()
 
         def _close_in_stages(self) -> None:
             self._lingering = True
             if self.transport.can_write_eof():
                 self.transport.write_eof()  # the client reads our answer, then the end
-                self.loop.call_later(LINGER_SECONDS, self.transport.close)
+                # Then aborted: a client that neither reads nor closes does not keep the socket.
+                self.loop.call_later(LINGER_SECONDS, self.transport.abort)
             else:
                 self.transport.close()
 

@@ -137,3 +137,14 @@ async def test_a_large_body_sent_within_one_turn_reaches_the_transport_as_it_gro
     buffer.write(b"end")
     await asyncio.sleep(0)
     assert socket.writes[-1] == b"end"
+
+
+async def test_what_is_written_after_the_end_of_the_output_is_dropped_and_closing_still_closes() -> None:
+    socket = Socket()
+    buffer = TurnBuffer(socket, asyncio.get_running_loop())
+    buffer.write(b"408")
+    buffer.write_eof()
+    buffer.write(b"late event")  # a stream's next event, or a 100 Continue, after the 408
+    buffer.flush()  # the end-of-turn flush: a real transport raises on a write after write_eof()
+    buffer.close()
+    assert socket.writes == [b"408"] and socket.eof and socket.closed

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import pytest
+import uvicorn
+from starlette.types import Receive, Scope, Send
 
+from auth_mcp.http.one_write import one_write_per_turn
+from auth_mcp.http.read_deadlines import read_deadline_protocol
 from tests.support.server import run_server
 
 WAIT = 10.0  # upper bound on how long a test waits for the server to act (never reached when it works)
@@ -167,3 +172,37 @@ async def test_many_slow_connections_do_not_block_a_new_one(db_url: str) -> None
         for _, slow_writer in slow:
             slow_writer.close()
         writer.close()
+
+
+async def test_a_pipelined_request_too_slow_during_a_stream_ends_the_connection_with_the_stream() -> None:
+    async def stream(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        for number in range(8):  # 0.4 s: past the next request's header deadline
+            await send({"type": "http.response.body", "body": b"data: %d\n\n" % number, "more_body": True})
+            await asyncio.sleep(0.05)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    loop = asyncio.get_running_loop()
+    failures: list[Any] = []
+    loop.set_exception_handler(lambda _loop, context: failures.append(context))
+    protocol = one_write_per_turn(read_deadline_protocol(0.2, 0.2))
+    config = uvicorn.Config(stream, host="127.0.0.1", port=0, lifespan="off", log_config=None, http=protocol)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(WAIT):
+            while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for it
+                await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        reader, writer = await _open(port)
+        # The second request's head never ends: its deadline passes while the stream still runs.
+        writer.write(b"GET /a HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /b HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        await writer.drain()
+        answer = await _answer(reader)  # everything until the server closes the connection
+        writer.close()
+    finally:
+        server.should_exit = True
+        await task
+        loop.set_exception_handler(None)
+    assert answer.count(b"data: ") == 8 and answer.endswith(b"0\r\n\r\n")  # the whole stream, then the close
+    assert b"408" not in answer and failures == []
