@@ -144,7 +144,10 @@ class AuditRecorder:
                     _own_logger.warning("writing %d audit events failed, retrying: %s", len(self._unwritten), describe(exc))
 
 
-_JSON = json.JSONEncoder(ensure_ascii=False)  # made once: json.dumps(..., ensure_ascii=False) makes one per call
+# Made once (json.dumps with options makes an encoder per call). ASCII only: the line's message is
+# this JSON as text, and client names, tool names and details come from outside; escaped, no C1
+# control, line separator or bidirectional override reaches a terminal raw.
+_JSON = json.JSONEncoder()
 
 
 def _log_line(event: AuditEvent) -> Line:

@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from auth_mcp.audit.events import AuditEvent
+from auth_mcp.audit.recorder import _log_line
 from auth_mcp.http.log_writer import LogWriter
 from auth_mcp.http.logs import JsonFormatter, Line, TextFormatter, configure_logging
 from tests.support.process import serving
@@ -215,3 +217,13 @@ def test_a_line_formatted_without_a_record_reads_as_its_record_would(formatter: 
         direct = formatter.format_line(line)  # type: ignore[attr-defined]
         assert direct == formatter.format(line.record())
         assert "\n" not in direct and "\x1b" not in direct
+
+
+def test_an_audit_line_in_text_carries_no_raw_control_or_bidirectional_character() -> None:
+    event = AuditEvent(
+        at=1_700_000_000.5, github_user_id=1, github_login="alice", client_id="c", client_name="Claude\u202eedualC\x85x\u2028",
+        upstream="builtin", tool="whoami", outcome="ok", latency_ms=1.0, request_id="rid", detail=None,
+    )  # fmt: skip
+    line = TextFormatter().format_line(_log_line(event))
+    assert not any(character in line for character in "\u202e\x85\u2028")
+    assert "Claude\\u202eedualC\\u0085x\\u2028" in line
