@@ -111,7 +111,7 @@ def _cross(verdicts: _Verdicts, headers: list[tuple[bytes, bytes]], lower_case: 
         kept = list(zip(map(crossing.__getitem__, map(_NAME, kept)), map(_VALUE, kept), strict=True))
         names = list(map(bytes.lower, names))
     if b"connection" in names:
-        connection = [value for name, value in headers if name.lower() == b"connection"]
+        connection = list(compress(map(_VALUE, headers), map(b"connection".__eq__, names)))  # in C
         if any(value.lower() not in _PLAIN_CONNECTION for value in connection):
             dropped = _named_by_connection(connection)
             kept = [(name, value) for name, value in kept if name not in dropped]
