@@ -124,18 +124,20 @@ def read_deadline_protocol(header_seconds: float, body_seconds: float) -> type[H
                 # out: that answer ends as it will, and the connection with it.
                 cycle.keep_alive = False
                 return
-            self._close_in_stages()
-
-        def _close_in_stages(self) -> None:
             self._lingering = True
-            if self.transport.can_write_eof():
-                self.transport.write_eof()  # the client reads our answer, then the end
-                # Then aborted: a client that neither reads nor closes does not keep the socket.
-                self.loop.call_later(LINGER_SECONDS, self.transport.abort)
-            else:
-                self.transport.close()
+            _close_in_stages(self.transport, self.loop)
 
     return ReadDeadlineProtocol
+
+
+def _close_in_stages(transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    """Our answer and the end of our output first, so the client reads them; the socket aborted
+    LINGER_SECONDS later (a client that neither reads nor closes does not keep it)."""
+    if transport.can_write_eof():
+        transport.write_eof()
+        loop.call_later(LINGER_SECONDS, transport.abort)
+    else:
+        transport.close()
 
 
 def _quiet_after_timeout(app: Any) -> Any:
