@@ -14,7 +14,15 @@ from dataclasses import dataclass
 
 from auth_mcp.clock import Clock
 from auth_mcp.gateway.config import Upstream
-from auth_mcp.gateway.upstream_http import BrokenAnswer, ConnectFailed, ConnectTimeout, ReadTimeout, Target, UpstreamHttp
+from auth_mcp.gateway.upstream_http import (
+    BrokenAnswer,
+    ConnectFailed,
+    ConnectTimeout,
+    ReadTimeout,
+    Target,
+    TlsRefused,
+    UpstreamHttp,
+)
 
 PROBE_TIMEOUT = 2.0
 REMEMBER = 5.0  # seconds an answer is reused
@@ -64,9 +72,10 @@ class UpstreamHealth:
                 )
         except (TimeoutError, ConnectTimeout, ReadTimeout):
             return UpstreamStatus(upstream.name, upstream.url, False, f"no answer within {PROBE_TIMEOUT:g} s")
-        except ConnectFailed as exc:
-            reason = "connection refused or failed" if "refused" in str(exc) else str(exc)
-            return UpstreamStatus(upstream.name, upstream.url, False, reason)
+        except TlsRefused as exc:
+            return UpstreamStatus(upstream.name, upstream.url, False, str(exc))
+        except ConnectFailed:
+            return UpstreamStatus(upstream.name, upstream.url, False, "connection refused or failed")
         except BrokenAnswer as exc:
             return UpstreamStatus(upstream.name, upstream.url, False, f"not an HTTP answer ({exc})")
         answer.close()

@@ -54,6 +54,10 @@ class ConnectFailed(UpstreamError):
     pass
 
 
+class TlsRefused(ConnectFailed):
+    """The TLS handshake failed: an untrusted or wrong certificate, or no TLS at all."""
+
+
 class ConnectTimeout(UpstreamError):
     pass
 
@@ -463,7 +467,7 @@ class UpstreamHttp:
         except TimeoutError:
             raise ConnectTimeout("did not answer in time (connect timeout)") from None
         except ssl.SSLError as exc:
-            raise ConnectFailed(f"failed the TLS handshake ({exc.reason or exc.__class__.__name__})") from None
+            raise TlsRefused(f"failed the TLS handshake ({exc.reason or exc.__class__.__name__})") from None
         except OSError:
             raise ConnectFailed("is unreachable (connection refused or failed)") from None
         if connection.closed:  # refused after the handshake
