@@ -103,12 +103,12 @@ async def upstream(handler: Handler, *, tls: ssl.SSLContext | None = None) -> As
         seen.connections += 1
         await seen.note()
         try:
-            await handler(Peer(reader, writer, seen))
-            with contextlib.suppress(ConnectionError):
-                while await reader.read(65536):  # until the client closes it
-                    pass
-        except asyncio.CancelledError:
-            pass  # the server stops (asyncio's streams would log a cancelled handler as an error)
+            # Cancelled when the server stops: ended here, or asyncio's streams would log it as an error.
+            with contextlib.suppress(asyncio.CancelledError):
+                await handler(Peer(reader, writer, seen))
+                with contextlib.suppress(ConnectionError):
+                    while await reader.read(65536):  # until the client closes it
+                        continue
         finally:
             writer.close()
             seen.disconnects += 1
