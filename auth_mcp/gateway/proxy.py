@@ -34,6 +34,7 @@ from auth_mcp.gateway.sessions import SessionSeal
 from auth_mcp.gateway.streams import StreamLimit
 from auth_mcp.gateway.tool_gate import STEP_UP_KEY, StreamRewriter, ToolExchange, ToolGate
 from auth_mcp.gateway.upstream_http import Answer, ConnectTimeout, ReadTimeout, Target, UpstreamError, UpstreamHttp
+from auth_mcp.http.access_log import TOOL_KEY
 from auth_mcp.http.headers import request_headers
 
 logger = logging.getLogger(__name__)
@@ -154,14 +155,15 @@ class UpstreamProxy:
         if name is not None and mcp_name is None:
             mcp_name = _UNDECODABLE  # a header that names no tool names another tool than the body
         exchange = await gate.open(token, message, mcp_name=mcp_name, request_id=self._request_id())
+        tool = next((item["params"]["name"] for item in _messages(message) if _is_call(item)), None)
+        if tool is not None:
+            scope[TOOL_KEY] = tool  # the access log's tool (the bearer guard leaves the body unread)
         if exchange.refusal is not None:
             # A JSON-RPC error for each refused request: HTTP 200, as a tool's own error would be.
             await _send_json(send, 200, exchange.refusal)
         elif exchange.missing_scopes:
             step_up = scope[STEP_UP_KEY]
-            missing = exchange.missing_scopes
-            tool = next((item["params"]["name"] for item in _messages(message) if _is_call(item)), None)
-            await step_up(scope, receive, send, missing, tool)
+            await step_up(scope, receive, send, exchange.missing_scopes, tool)
         return exchange
 
     def _upstream_session(self, sealed: bytes | None, caller: Caller) -> str | bool | None:

@@ -11,7 +11,8 @@ RFC 6750 and MCP basic/authorization:
 On success the SDK's `AuthenticatedUser` is put in the ASGI scope and its context variable,
 which is how tools learn who is calling (`mcp.server.auth.middleware.auth_context`), and the
 person's GitHub login and id and the tool called go in the scope for the access log
-(`PERSON_KEY`, `PERSON_ID_KEY`, `TOOL_KEY`). A refused token (not a missing one: that is how
+(`PERSON_KEY`, `PERSON_ID_KEY`, `TOOL_KEY`; a gateway upstream has no tool scopes here, so its
+proxy reads the body and names the tool). A refused token (not a missing one: that is how
 every client starts) and a missing scope are logged once each (http/refusals.py).
 """
 
@@ -145,12 +146,16 @@ class BearerGuard:
                     scope[TOOL_KEY] = tool
                 needed = self._needed_for(method, tool)
                 missing = None if verified.scopes.issuperset(needed) else needed
-            else:
+            elif self._tool_scopes:
                 # Older protocols name the tool only in the body: read it (bounded, 413 past the
                 # transport's own limit) and check scopes there.
                 scope[_VERIFIED_KEY] = verified
                 await self._check_body(scope, receive, send)
                 return
+            else:
+                # No tools here (a gateway upstream: its proxy reads the body for its policy and
+                # names the tool for the access log): nothing to read.
+                missing = None
             if missing is not None:
                 await self._refuse_scope(scope, receive, send, missing, verified, tool)
                 return

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import jwt
+import pytest
 from starlette.types import Receive, Scope, Send
 
 from auth_mcp import admin
-from tests.support.gateway import tokens_for
+from tests.support.gateway import LEGACY_VERSION, tokens_for
 from tests.support.oauth import mcp_call
 from tests.support.server import RunningServer, run_server
 from tests.support.tls import private_authority
@@ -248,6 +250,26 @@ async def test_request_and_response_sizes_are_bounded(tmp_path: Path, db_url: st
             answered = await http.post(setup.url(), json=CALL, headers=bearer(setup.token))
     assert answered.status_code == 502
     assert answered.json()["error"]["message"] == "upstream 'a' answered more than 4096 bytes"
+
+
+async def test_the_access_log_names_the_tool_called_whichever_protocol_version_names_it(
+    tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 2026-07-28 names the tool in Mcp-Name; 2025-06-18 only in the body, which the proxy's
+    # policy reads (the bearer guard, with no tool scopes to check at an upstream, does not).
+    legacy_headers = {**bearer("-"), "MCP-Protocol-Version": LEGACY_VERSION}
+    del legacy_headers["Mcp-Method"], legacy_headers["Mcp-Name"]
+    async with gateway(tmp_path, db_url) as setup, httpx.AsyncClient(timeout=30) as http:
+        with caplog.at_level(logging.INFO, logger="auth_mcp.access"):
+            modern = await http.post(setup.url(), json=CALL, headers=bearer(setup.token))
+            legacy_headers["Authorization"] = f"Bearer {setup.token}"
+            legacy = await http.post(setup.url(), json={**CALL, "id": 2}, headers=legacy_headers)
+            setup.server.app.state.services.log_writer.flush()
+    assert modern.status_code == legacy.status_code == 200
+    assert len(setup.upstream.requests) == 2
+    lines = [record.getMessage() for record in caplog.records if record.name == "auth_mcp.access"]
+    calls = [line for line in lines if '"POST /mcp/a" 200' in line]
+    assert len(calls) == 2 and all(line.endswith(" tool=echo") for line in calls), lines
 
 
 # Streams -------------------------------------------------------------------------------------------
