@@ -70,7 +70,8 @@ __all__ = ["SERVER_LAYERS", "Services", "create_app"]
 #   use before any route answers it with URLs that name the issuer (logged: inside access_log);
 # - outage: a storage outage anywhere below, tool calls included, is answered 503 with
 #   Retry-After (inside access_log, so the 503 is logged and counted like any answer);
-# - mcp_shortcut: tool calls skip the router (they are still logged, being inside access_log).
+# - mcp_shortcut: tool calls (at /mcp and each gateway upstream's /mcp/NAME) skip the router
+#   (they are still logged, being inside access_log).
 SERVER_LAYERS: tuple[str, ...] = (
     "proxy_headers",
     "access_log",
@@ -124,7 +125,9 @@ def create_app(
         closers.append(gateway.aclose)
     app = Starlette(
         routes=_routes(core, authorization, resource, gateway, offered_scopes=scopes),
-        middleware=_server_middleware(core, shortcut=resource.shortcut),
+        middleware=_server_middleware(
+            core, shortcuts=([resource.shortcut] if resource.shortcut else []) + (gateway.endpoints if gateway else [])
+        ),
         lifespan=lifespan(
             engine=core.engine,
             purge=purge,
@@ -225,7 +228,7 @@ def _front_page(core: Core) -> FrontPage:
     )
 
 
-def _server_middleware(core: Core, *, shortcut: Route | None) -> list[Middleware]:
+def _server_middleware(core: Core, *, shortcuts: list[Route]) -> list[Middleware]:
     """SERVER_LAYERS as Starlette middleware, outermost first; a layer with nothing to do is left out."""
     proxies = list(core.settings.trusted_proxies)
     layers: dict[str, Middleware | None] = {
@@ -239,7 +242,7 @@ def _server_middleware(core: Core, *, shortcut: Route | None) -> list[Middleware
             else None
         ),
         "outage": Middleware(OutageResponses, classify=functools.partial(outage_of, clock=core.clock), pages=core.pages),
-        "mcp_shortcut": Middleware(Shortcut, route=shortcut) if shortcut is not None else None,
+        "mcp_shortcut": Middleware(Shortcut, routes=shortcuts) if shortcuts else None,
     }
     return [layer for name in SERVER_LAYERS if (layer := layers[name]) is not None]
 

@@ -42,6 +42,7 @@ class Gateway:
     http: UpstreamHttp  # the forwarded calls and the readiness probes (health.py)
     jwks_uri: str
     routes: list[BaseRoute] = field(default_factory=list)
+    endpoints: list[Route] = field(default_factory=list)  # each upstream's MCP endpoint (among `routes`)
     proxies: dict[str, UpstreamProxy] = field(default_factory=dict)
 
     async def aclose(self) -> None:
@@ -86,7 +87,9 @@ def build_gateway(
             gate=gates(upstream) if gates is not None else None,
         )
         gateway.proxies[upstream.name] = proxy
-        gateway.routes.append(Route(upstream.path, AsgiEndpoint(protect(proxy, upstream))))
+        endpoint = Route(upstream.path, AsgiEndpoint(protect(proxy, upstream)))
+        gateway.endpoints.append(endpoint)
+        gateway.routes.append(endpoint)
     gateway.routes.append(Route(JWKS_PATH, _jwks(keys), methods=["GET"]))
     return gateway
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mcp.server.transport_security import RequestBodyLimitMiddleware
@@ -20,23 +21,23 @@ class AsgiEndpoint:
 
 
 class Shortcut:
-    """Takes requests for one route's path straight to that route's app.
+    """Takes requests for the MCP endpoints' paths straight to their routes' apps.
 
-    Every tool call is a request to the MCP endpoint: this hands it to the (guarded) app
-    directly, without Starlette's exception layer and router, which only repeat what the SDK's
-    transport does for itself (it answers its own errors). Everything else goes through the router.
+    Every tool call is a request to an MCP endpoint (/mcp, or a gateway upstream's /mcp/NAME):
+    this hands it to the (guarded) app directly, without Starlette's exception layer and router,
+    which only repeat what the endpoints do for themselves (they answer their own errors, and
+    take every method). Everything else goes through the router.
     """
 
-    def __init__(self, app: ASGIApp, *, route: Route) -> None:
+    def __init__(self, app: ASGIApp, *, routes: Sequence[Route]) -> None:
         self._app = app
-        self._route = route
-        self._target = route.app
-        self._path = route.path
+        self._routes = {route.path: route for route in routes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == self._path:
-            scope["route"] = self._route  # as the router would set it (access log, metrics)
-            await self._target(scope, receive, send)
+        route = self._routes.get(scope["path"]) if scope["type"] == "http" else None
+        if route is not None:
+            scope["route"] = route  # as the router would set it (access log, metrics)
+            await route.app(scope, receive, send)
         else:
             await self._app(scope, receive, send)
 
