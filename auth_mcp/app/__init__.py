@@ -46,12 +46,12 @@ from auth_mcp.gateway.builder import Gateway
 from auth_mcp.github.devserver import DevGitHubOptions
 from auth_mcp.github.models import GitHubRateLimited, GitHubUnavailable
 from auth_mcp.http.access_log import AccessLog
+from auth_mcp.http.every_request import EveryRequest
 from auth_mcp.http.front_page import FrontPage
 from auth_mcp.http.health import healthz, readyz
-from auth_mcp.http.loopback_alias import LoopbackAliasGuard
+from auth_mcp.http.loopback_alias import LoopbackAlias
 from auth_mcp.http.outage import Outage, OutageResponses, Unavailable
 from auth_mcp.http.rate_limit import RateLimit, TokenBuckets, default_limits
-from auth_mcp.http.routing import Shortcut
 from auth_mcp.scopes import DEFAULT_SCOPE, SUPPORTED_SCOPES
 from auth_mcp.settings import Settings
 from auth_mcp.storage.availability import StorageUnavailable, describe, is_outage
@@ -61,8 +61,9 @@ from auth_mcp.tools.loading import load_tools
 
 __all__ = ["SERVER_LAYERS", "Services", "create_app"]
 
-# The middleware around every request, outermost first. Each one's place has a reason, which
-# tests/app/test_layers.py checks:
+# What every request goes through, outermost first: the proxy headers as a middleware, then the
+# other four as steps of one layer (http/every_request.py: one ASGI call for what every tool call
+# needs). Each one's place has a reason, which tests/app/test_layers.py checks:
 # - proxy_headers: the client's address and scheme are settled (from trusted proxies only)
 #   before anything logs or rate-limits by them;
 # - access_log: every request, tool calls included, gets its request id and one log line;
@@ -229,22 +230,19 @@ def _front_page(core: Core) -> FrontPage:
 
 
 def _server_middleware(core: Core, *, shortcuts: list[Route]) -> list[Middleware]:
-    """SERVER_LAYERS as Starlette middleware, outermost first; a layer with nothing to do is left out."""
+    """SERVER_LAYERS as Starlette middleware, outermost first."""
     proxies = list(core.settings.trusted_proxies)
-    layers: dict[str, Middleware | None] = {
-        # X-Forwarded-For / -Proto only from the configured proxies (uvicorn's implementation).
-        "proxy_headers": Middleware(ProxyHeadersMiddleware, trusted_hosts=proxies) if proxies else None,
-        # One log line per request, with the path but never the query string.
-        "access_log": Middleware(AccessLog, metrics=core.metrics, lines=core.log_writer),
-        "loopback_alias": (
-            Middleware(LoopbackAliasGuard, issuer=core.settings.issuer, mcp_url=core.audience.canonical)
-            if LoopbackAliasGuard.applies(core.settings.issuer)
-            else None
-        ),
-        "outage": Middleware(OutageResponses, classify=functools.partial(outage_of, clock=core.clock), pages=core.pages),
-        "mcp_shortcut": Middleware(Shortcut, routes=shortcuts) if shortcuts else None,
-    }
-    return [layer for name in SERVER_LAYERS if (layer := layers[name]) is not None]
+    issuer = core.settings.issuer
+    every_request = Middleware(
+        EveryRequest,
+        access_log=AccessLog(metrics=core.metrics, lines=core.log_writer),
+        loopback_alias=LoopbackAlias(issuer=issuer, mcp_url=core.audience.canonical) if LoopbackAlias.applies(issuer) else None,
+        outages=OutageResponses(classify=functools.partial(outage_of, clock=core.clock), pages=core.pages),
+        endpoints=shortcuts,
+    )
+    # X-Forwarded-For / -Proto only from the configured proxies (uvicorn's implementation).
+    proxy_headers = [Middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)] if proxies else []
+    return [*proxy_headers, every_request]
 
 
 def outage_of(error: BaseException, *, clock: Clock) -> Outage | None:

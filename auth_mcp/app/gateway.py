@@ -16,7 +16,7 @@ from auth_mcp.app.resource import endpoint_guards
 from auth_mcp.gateway.builder import Gateway, build_gateway
 from auth_mcp.gateway.config import Upstream
 from auth_mcp.gateway.signing import SEED_BYTES
-from auth_mcp.http.access_log import request_id
+from auth_mcp.http.logs import request_id
 
 
 def build_gateway_side(core: Core, *, policy: PolicySide, audit: AuditSide) -> Gateway | None:

@@ -4,10 +4,10 @@ and the latency histogram. On the MCP endpoint the line also names the person (G
 numeric id) and the tool called, which the bearer guard leaves in the ASGI scope under
 `PERSON_KEY`, `PERSON_ID_KEY` and `TOOL_KEY`. The same fields go to the JSON format as keys.
 
-This wraps every request, tool calls included, so it is written for the hot path: headers are
-read once (headers.py), and nothing is made per request beyond the id and one closure. The line
-itself is neither formatted nor written by the thread serving requests: with INFO on, the request
-hands a tuple of its fields to the log writer (log_writer.py), whose thread does the rest.
+Every request, tool calls included, passes here (from http/every_request.py), so it is written
+for the hot path: nothing is made per request beyond the id. The line itself is neither formatted
+nor written by the thread serving requests: with INFO on, the request hands a tuple of its fields
+to the log writer (log_writer.py), whose thread does the rest.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ import re
 from time import perf_counter, time
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
-from auth_mcp.http.headers import request_headers
 from auth_mcp.http.log_writer import LogWriter
-from auth_mcp.http.logs import Line, request_id
+from auth_mcp.http.logs import Line
 from auth_mcp.http.metrics import Metrics
 from auth_mcp.http.read_deadlines import BODY_TIMED_OUT
 
@@ -42,50 +41,34 @@ TOOL_KEY = "auth_mcp.tool"
 
 
 class AccessLog:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, lines: LogWriter) -> None:
-        self._app = app
+    """The access log's two moments, called by the server's one layer (http/every_request.py)
+    around every request: `id_for` when it arrives, `finish` when it has been answered."""
+
+    def __init__(self, *, metrics: Metrics, lines: LogWriter) -> None:
         self._latency = metrics.request_seconds
         self._lines = lines
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        started = perf_counter()
-        client = scope.get("client")  # as the request arrived (after trusted proxies' headers)
-        incoming = request_headers(scope).get(b"x-request-id")
-        # A proxy's request id is kept when it is a plain token; anything else is replaced.
-        rid = incoming.decode() if incoming is not None and _SAFE_ID.match(incoming) else f"{_PREFIX}{next(_COUNTER):016x}"
-        rid_header = (b"x-request-id", rid.encode())
-        status = 500
+    @staticmethod
+    def id_for(incoming: bytes | None) -> str:
+        """A proxy's request id (`incoming`) is kept when it is a plain token; anything else is replaced."""
+        if incoming is not None and _SAFE_ID.match(incoming):
+            return incoming.decode()
+        return f"{_PREFIX}{next(_COUNTER):016x}"
 
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), rid_header]
-            await send(message)
-
-        reset = request_id.set(rid)
-        try:
-            await self._app(scope, receive, send_and_note)
-        finally:
-            elapsed = perf_counter() - started
-            if BODY_TIMED_OUT in scope:  # answered 408 by the server itself (read_deadlines.py)
-                status = 408
-            method = scope["method"]
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            # Label values stay bounded: route templates, known methods, status codes.
-            self._latency.observe((route, method if method in _METHODS else "OTHER", status), elapsed)
-            if logger.isEnabledFor(logging.INFO):
-                path, person, person_id, tool = (
-                    scope.get("path", ""),
-                    scope.get(PERSON_KEY),
-                    scope.get(PERSON_ID_KEY),
-                    scope.get(TOOL_KEY),
-                )
-                self._lines.submit(_line, (time(), rid, client, method, path, status, elapsed, person, person_id, tool))
-            request_id.reset(reset)
+    def finish(self, scope: Scope, rid: str, status: int, started: float) -> None:
+        """The latency histogram, and the line (made and written on the log writer's thread)."""
+        elapsed = perf_counter() - started
+        if BODY_TIMED_OUT in scope:  # answered 408 by the server itself (read_deadlines.py)
+            status = 408
+        method = scope["method"]
+        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        # Label values stay bounded: route templates, known methods, status codes.
+        self._latency.observe((route, method if method in _METHODS else "OTHER", status), elapsed)
+        if logger.isEnabledFor(logging.INFO):
+            # The client as the request arrived (after trusted proxies' headers).
+            client, path = scope.get("client"), scope.get("path", "")
+            person, person_id, tool = scope.get(PERSON_KEY), scope.get(PERSON_ID_KEY), scope.get(TOOL_KEY)
+            self._lines.submit(_line, (time(), rid, client, method, path, status, elapsed, person, person_id, tool))
 
 
 def _line(item: tuple[Any, ...]) -> Line:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
-# The id of the request being served, in every log line it causes (set by access_log.py).
+# The id of the request being served, in every log line it causes (set by every_request.py).
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("auth_mcp_request_id", default="-")
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s]: %(message)s"

@@ -16,26 +16,28 @@ metrics scrapes (which address a process by IP) are answered whatever the name.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope, Send
 
-from auth_mcp.http.headers import Decisions, request_headers
+from auth_mcp.http.headers import Decisions
 from auth_mcp.http.hosts import is_loopback_host
 from auth_mcp.http.negotiation import prefers_html
 
 ANY_NAME_PATHS = ("/healthz", "/readyz", "/metrics")
 
 
-class LoopbackAliasGuard:
-    def __init__(self, app: ASGIApp, *, issuer: str, mcp_url: str) -> None:
-        self._app = app
+class LoopbackAlias:
+    """The check, made by the server's one layer (http/every_request.py) before any route; only
+    built for a loopback issuer (`applies`)."""
+
+    def __init__(self, *, issuer: str, mcp_url: str) -> None:
         own = urlsplit(issuer)
         self._issuer = issuer
         self._mcp_url = mcp_url
         self._host = (own.hostname or "").lower()
         self._port = own.port or (443 if own.scheme == "https" else 80)
-        self._active = is_loopback_host(self._host)
         self._aliases = Decisions(self._is_alias)
 
     @staticmethod
@@ -53,27 +55,27 @@ class LoopbackAliasGuard:
         name = (parts.hostname or "").lower()
         return name != self._host and is_loopback_host(name) and (port or 80) == self._port
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self._active or scope["path"] in ANY_NAME_PATHS:
-            await self._app(scope, receive, send)
-            return
-        headers = request_headers(scope)
+    async def answered(self, scope: Scope, headers: Mapping[bytes, bytes], send: Send) -> bool:
+        """Whether the request (`headers`: http/headers.py) came by the other loopback name and has
+        been told the URL to use; when False, nothing was sent."""
+        if scope["path"] in ANY_NAME_PATHS:
+            return False
         raw = headers.get(b"host")
         if not self._aliases(raw):
-            await self._app(scope, receive, send)
-            return
+            return False
         host = (raw or b"").decode("latin-1")
         if scope["method"] in ("GET", "HEAD") and prefers_html(headers.get(b"accept", b"").decode("latin-1")):
             query = scope.get("query_string", b"").decode("latin-1")
             location = self._issuer + scope["path"] + (f"?{query}" if query else "")
             await _answer(send, 307, b"", [(b"location", location.encode("latin-1"))])
-            return
+            return True
         message = f"This server is {self._issuer}, not http://{host}: use {self._mcp_url}"
         if scope["path"].startswith(("/mcp", "/sse", "/messages")):
             body = {"jsonrpc": "2.0", "error": {"code": -32600, "message": message}}
         else:
             body = {"error": "invalid_request", "error_description": message}
         await _answer(send, 421, json.dumps(body).encode(), [(b"content-type", b"application/json")])
+        return True
 
 
 async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from auth_mcp.http.pages import Pages
 
@@ -50,14 +50,16 @@ Classify = Callable[[BaseException], Outage | None]
 """An exception -> the outage it is, or None for every other failure (those propagate)."""
 
 
-class _RequestOutage:
+class RequestOutage:
+    """What one request met: the outage noted by code that caught it, or None."""
+
     __slots__ = ("noted",)
 
     def __init__(self) -> None:
         self.noted: Outage | None = None
 
 
-_current: contextvars.ContextVar[_RequestOutage | None] = contextvars.ContextVar("auth_mcp_outage", default=None)
+_current: contextvars.ContextVar[RequestOutage | None] = contextvars.ContextVar("auth_mcp_outage", default=None)
 
 
 def note_outage(outage: Outage) -> None:
@@ -67,60 +69,42 @@ def note_outage(outage: Outage) -> None:
         state.noted = outage
 
 
-class OutageResponses:
-    """ASGI middleware: outages become 503 with `Retry-After` (JSON, or a page for browsers)."""
+def watch_request() -> tuple[RequestOutage, contextvars.Token[RequestOutage | None]]:
+    """Start listening for `note_outage` in the current request; `unwatch_request(token)` ends it."""
+    state = RequestOutage()
+    return state, _current.set(state)
 
-    def __init__(self, app: ASGIApp, *, classify: Classify, pages: Pages) -> None:
-        self._app = app
+
+def unwatch_request(token: contextvars.Token[RequestOutage | None]) -> None:
+    _current.reset(token)
+
+
+class OutageResponses:
+    """Which failures are outages, and the 503 with `Retry-After` they get (JSON, or a page for
+    browsers). The server's one layer (http/every_request.py) asks `find` of every exception
+    that leaves a request and replaces an answer made after `note_outage` with `answer`."""
+
+    def __init__(self, *, classify: Classify, pages: Pages) -> None:
         self._classify = classify
         self._pages = pages
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        state = _RequestOutage()
-        reset = _current.set(state)
-        started = replaced = False
-
-        async def send_or_replace(message: Message) -> None:
-            nonlocal started, replaced
-            if replaced:
-                return  # the handler's own answer to an outage: dropped
-            if message["type"] == "http.response.start" and not started:
-                if state.noted is not None:
-                    replaced = True
-                    await self._answer(scope, receive, send, state.noted)
-                    return
-                started = True
-            await send(message)
-
-        try:
-            await self._app(scope, receive, send_or_replace)
-        except Exception as exc:
-            outage = self._find(exc)
-            if outage is None:
-                raise
-            if not started and not replaced:
-                await self._answer(scope, receive, send, outage)
-            elif started:
-                logger.warning("%s %r: the response had started when %s", scope["method"], scope["path"], outage.reason)
-        finally:
-            _current.reset(reset)
-
-    def _find(self, error: BaseException) -> Outage | None:
+    def find(self, error: BaseException) -> Outage | None:
         """The outage behind `error`, also inside exception groups (anyio task groups raise those)."""
         found = self._classify(error)
         if found is not None:
             return found
         if isinstance(error, BaseExceptionGroup):
             for inner in error.exceptions:
-                found = self._find(inner)
+                found = self.find(inner)
                 if found is not None:
                     return found
         return None
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send, outage: Outage) -> None:
+    def too_late(self, scope: Scope, outage: Outage) -> None:
+        """An outage met after the answer started (an SSE stream): it ends, with one log line."""
+        logger.warning("%s %r: the response had started when %s", scope["method"], scope["path"], outage.reason)
+
+    async def answer(self, scope: Scope, receive: Receive, send: Send, outage: Outage) -> None:
         logger.warning("%s %r answered 503: %s", scope["method"], scope["path"], outage.reason)
         retry_after = str(max(1, outage.retry_after))
         description = f"{outage.message} Retry in {retry_after} seconds."

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from mcp.server.transport_security import RequestBodyLimitMiddleware
-from starlette.routing import Route, request_response
+from starlette.routing import request_response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -18,28 +17,6 @@ class AsgiEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._app(scope, receive, send)
-
-
-class Shortcut:
-    """Takes requests for the MCP endpoints' paths straight to their routes' apps.
-
-    Every tool call is a request to an MCP endpoint (/mcp, or a gateway upstream's /mcp/NAME):
-    this hands it to the (guarded) app directly, without Starlette's exception layer and router,
-    which only repeat what the endpoints do for themselves (they answer their own errors, and
-    take every method). Everything else goes through the router.
-    """
-
-    def __init__(self, app: ASGIApp, *, routes: Sequence[Route]) -> None:
-        self._app = app
-        self._routes = {route.path: route for route in routes}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self._routes.get(scope["path"]) if scope["type"] == "http" else None
-        if route is not None:
-            scope["route"] = route  # as the router would set it (access log, metrics)
-            await route.app(scope, receive, send)
-        else:
-            await self._app(scope, receive, send)
 
 
 def body_limited(handler: Any, limit: int) -> ASGIApp:
