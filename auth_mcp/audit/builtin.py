@@ -13,7 +13,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 
-from auth_mcp.audit.events import DETAIL_LIMIT, TOOL_NAME_LIMIT, AuditEvent, Outcome, bounded, capped_arguments
+from auth_mcp.audit.events import DETAIL_LIMIT, TOOL_NAME_LIMIT, AuditEvent, Outcome, capped_arguments
 from auth_mcp.audit.recorder import AuditRecorder
 from auth_mcp.clock import Clock
 from auth_mcp.policy.jsonrpc import POLICY_REFUSED
@@ -74,24 +74,20 @@ class BuiltinToolAudit:
             )
 
     def _event(self, note: tuple[Any, ...]) -> AuditEvent:
+        """The event of a noted call, made by the audit writer (recorder.py) within a second."""
         token, params, outcome, detail, started, ended, request_id = note
-        params = params or {}
-        name = params.get("name")
+        name = params.get("name") if params else None
         arguments = None
-        if self._arguments_max_bytes is not None and "arguments" in params:
+        if self._arguments_max_bytes is not None and params and "arguments" in params:
             arguments = capped_arguments(params["arguments"], self._arguments_max_bytes)
+        # When the call arrived: now, less the time since.
+        at = self._clock.now() - (perf_counter() - started)
+        tool = name[:TOOL_NAME_LIMIT] if isinstance(name, str) else ""
+        latency_ms = (ended - started) * 1000
+        detail = None if detail is None else detail[:DETAIL_LIMIT]
+        if token is None:
+            return AuditEvent(at, 0, "", "", None, BUILTIN, tool, outcome, latency_ms, request_id, detail, arguments)
         return AuditEvent(
-            # When the call arrived: now, less the time since (the writer runs within a second).
-            at=self._clock.now() - (perf_counter() - started),
-            github_user_id=getattr(token, "github_user_id", 0),
-            github_login=getattr(token, "github_login", ""),
-            client_id=token.client_id if token is not None else "",
-            client_name=getattr(token, "client_name", None),
-            upstream=BUILTIN,
-            tool=name[:TOOL_NAME_LIMIT] if isinstance(name, str) else "",
-            outcome=outcome,
-            latency_ms=(ended - started) * 1000,
-            request_id=request_id,
-            detail=bounded(detail, DETAIL_LIMIT),
-            arguments=arguments,
-        )
+            at, token.github_user_id, token.github_login, token.client_id, token.client_name,
+            BUILTIN, tool, outcome, latency_ms, request_id, detail, arguments,
+        )  # fmt: skip

@@ -8,9 +8,8 @@ even then only the first AUTH_MCP_AUDIT_ARGUMENTS_MAX_BYTES of their JSON are ke
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 Outcome = Literal["ok", "tool_error", "refused", "upstream_failure"]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
@@ -18,10 +17,10 @@ TOOL_NAME_LIMIT = 255  # longer names (a client's junk) are cut to this in the t
 DETAIL_LIMIT = 500
 
 
-@dataclass(slots=True)
-class AuditEvent:
-    """Built on the request path of every tool call, so a plain slots class (a frozen dataclass
-    sets each field through `object.__setattr__`); nothing changes an event once recorded."""
+class AuditEvent(NamedTuple):
+    """One event per tool call, built off the request path by the audit writer (recorder.py): a
+    tuple, the cheapest record Python makes, whose fields are the database row's columns in
+    order (storage/audit.py inserts it as it is, `at` made whole seconds)."""
 
     at: float  # Unix seconds when the call arrived
     github_user_id: int

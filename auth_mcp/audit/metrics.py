@@ -3,6 +3,7 @@ names (plus "builtin") and the four outcomes; never a tool, a person or a client
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
@@ -35,22 +36,32 @@ class AuditMetrics:
         )
         registry.register(self.latency)
         # Per (upstream, outcome): the labelled children, found once (labels() validates and locks).
-        self._children: dict[tuple[str, str], tuple[Any, Any, tuple[str]]] = {}
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.dropped = Counter(
             "auth_mcp_audit_events_dropped", "Audit events dropped because the database stayed unreachable", registry=registry
         )
 
-    def observe(self, event: AuditEvent) -> None:
-        key = (event.upstream, event.outcome)
+    def observe(self, events: Sequence[AuditEvent]) -> None:
+        """A batch of events (the audit writer's): counters moved once per upstream and outcome."""
+        counts: dict[tuple[str, str], int] = {}
+        latency = self.latency.observe
+        for event in events:
+            key = (event.upstream, event.outcome)
+            counts[key] = counts.get(key, 0) + 1
+            latency((event.upstream if event.upstream in self._upstreams else "other",), event.latency_ms / 1000)
+        for (upstream, outcome), count in counts.items():
+            calls, failures = self._children_of(upstream, outcome)
+            calls.inc(count)
+            if failures is not None:
+                failures.inc(count)
+
+    def _children_of(self, upstream: str, outcome: str) -> tuple[Any, Any]:
+        key = (upstream, outcome)
         children = self._children.get(key)
         if children is None:
-            upstream = event.upstream if event.upstream in self._upstreams else "other"
-            failures = self.failures.labels(upstream) if event.outcome != "ok" else None
-            children = self._children[key] = (self.calls.labels(upstream, event.outcome), failures, (upstream,))
+            label = upstream if upstream in self._upstreams else "other"
+            failures = self.failures.labels(label) if outcome != "ok" else None
+            children = self._children[key] = (self.calls.labels(label, outcome), failures)
             if len(self._children) > 4 * (len(self._upstreams) + 1) * 4:  # names outside the config: no memo
                 del self._children[key]
-        calls, failures, labels = children
-        calls.inc()
-        if failures is not None:
-            failures.inc()
-        self.latency.observe(labels, event.latency_ms / 1000)
+        return children

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -57,7 +56,7 @@ class AuditRecorder:
         # Not yet logged: events, or (build, note) pairs to make them from.
         self._new: list[AuditEvent | tuple[Callable[[Any], AuditEvent], Any]] = []
         self._dropped_new = 0
-        self._unwritten: deque[AuditEvent] = deque()  # logged, not yet in the database
+        self._unwritten: list[AuditEvent] = []  # logged, not yet in the database (oldest first)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._flushing = asyncio.Lock()
@@ -102,27 +101,25 @@ class AuditRecorder:
         async with self._flushing:
             self._take_new()
             while self._unwritten:
-                batch = [self._unwritten[index] for index in range(min(self._batch_size, len(self._unwritten)))]
+                batch = self._unwritten[: self._batch_size]
                 await self._sink.add(batch)
-                for _ in batch:
-                    self._unwritten.popleft()
+                del self._unwritten[: len(batch)]
 
     def _take_new(self) -> None:
         items, self._new = self._new, []
         new = [item if isinstance(item, AuditEvent) else item[0](item[1]) for item in items]
-        log = logger.isEnabledFor(logging.INFO)
-        for event in new:
-            if log:
-                if self._lines is not None:
-                    self._lines.submit(_log_line, event)
+        if logger.isEnabledFor(logging.INFO):
+            lines = self._lines
+            for event in new:
+                if lines is not None:
+                    lines.submit(_log_line, event)
                 else:
                     logger.handle(_log_line(event).record())
-            if self._metrics is not None:
-                self._metrics.observe(event)
+        if self._metrics is not None and new:
+            self._metrics.observe(new)
         self._unwritten.extend(new)
         overflow = max(len(self._unwritten) - self._max_pending, 0)
-        for _ in range(overflow):
-            self._unwritten.popleft()
+        del self._unwritten[:overflow]
         overflow, self._dropped_new = overflow + self._dropped_new, 0
         if overflow > 0:
             if self._metrics is not None:
