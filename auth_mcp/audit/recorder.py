@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -141,13 +141,13 @@ class AuditRecorder:
                     _own_logger.warning("writing %d audit events failed, retrying: %s", len(self._unwritten), describe(exc))
 
 
-# Made once (json.dumps with options makes an encoder per call). ASCII only: the line's message is
-# this JSON as text, and client names, tool names and details come from outside; escaped, no C1
-# control, line separator or bidirectional override reaches a terminal raw.
-_JSON = json.JSONEncoder()
-
-
 def _log_line(event: AuditEvent) -> Line:
-    """The event's JSON log line, with its own time and request id."""
-    fields = event.fields()
-    return Line(logger.name, event.at, event.request_id, _JSON.encode(fields), (), {"fields": fields})
+    """The event's JSON log line, with its own time and request id. ASCII only: the line's message
+    is this JSON as text, and client names, tool names and details come from outside; escaped, no
+    C1 control, line separator or bidirectional override reaches a terminal raw."""
+    return Line(logger.name, event.at, event.request_id, event.json_text(), (), functools.partial(_extra, event))
+
+
+def _extra(event: AuditEvent) -> dict[str, Any]:
+    """The line's `extra`: the fields as keys of their own in the JSON format (http/logs.py)."""
+    return {"fields": event.fields()}

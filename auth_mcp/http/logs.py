@@ -56,7 +56,12 @@ class Line(NamedTuple):
     request_id: str
     msg: str
     args: tuple[Any, ...]
-    fields: dict[str, Any]
+    # The `extra` fields, or how to make them: only the JSON format and other handlers read them.
+    fields: dict[str, Any] | Callable[[], dict[str, Any]]
+
+    def extra(self) -> dict[str, Any]:
+        fields = self.fields
+        return fields if isinstance(fields, dict) else fields()
 
     def record(self) -> logging.LogRecord:
         """The line as a LogRecord, for handlers other than `configure_logging`'s."""
@@ -67,7 +72,7 @@ class Line(NamedTuple):
         record = logging.LogRecord.__new__(logging.LogRecord)
         attributes = record.__dict__
         attributes.update(template)
-        attributes.update(self.fields)
+        attributes.update(self.extra())
         created = self.created
         attributes["msg"], attributes["args"], attributes["request_id"] = self.msg, self.args, self.request_id
         attributes["created"], attributes["msecs"] = created, (created - int(created)) * 1000
@@ -159,7 +164,7 @@ class _BatchedStreamHandler(logging.StreamHandler):
                 self.handleError(logging.makeLogRecord({"msg": "%d log lines", "args": (len(lines),)}))
 
 
-class _SecondsCache:
+class SecondsCache:
     """A timestamp's text by the second it falls in: formatting a time costs more than the rest of
     an access line, and a busy server writes hundreds of lines per second."""
 
@@ -194,7 +199,7 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
-        self._second = _SecondsCache(lambda second: time.strftime(self.default_time_format, self.converter(second)))
+        self._second = SecondsCache(lambda second: time.strftime(self.default_time_format, self.converter(second)))
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:
@@ -236,7 +241,7 @@ class JsonFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._second = _SecondsCache(lambda second: datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+        self._second = SecondsCache(lambda second: datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -266,7 +271,7 @@ class JsonFormatter(logging.Formatter):
             "message": line.msg % line.args if line.args else line.msg,
             "request_id": line.request_id,
         }
-        for key, value in line.fields.items():
+        for key, value in line.extra().items():
             if value is not None and key not in entry:
                 entry[key] = value
         fields = entry.pop("fields", None)

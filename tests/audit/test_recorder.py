@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -66,7 +67,13 @@ async def test_the_filters_of_the_admin_command(store: AuditStore) -> None:
         [
             event(),
             event(
-                github_user_id=1, github_login="Lena", client_id="c2", upstream="builtin", tool="whoami", outcome="refused", at=NOW - 7200
+                github_user_id=1,
+                github_login="Lena",
+                client_id="c2",
+                upstream="builtin",
+                tool="whoami",
+                outcome="refused",
+                at=NOW - 7200,
             ),
             event(tool="delete_repo", outcome="tool_error", at=NOW - 60),
             event(tool="echo_100%", at=NOW - 30),
@@ -129,7 +136,9 @@ async def test_a_database_gone_for_long_drops_the_oldest_events_and_counts_them(
     assert registry.get_sample_value("auth_mcp_audit_events_dropped_total") == 3
 
 
-async def test_each_call_is_one_json_log_line_and_counted_per_upstream(store: AuditStore, caplog: pytest.LogCaptureFixture) -> None:
+async def test_each_call_is_one_json_log_line_and_counted_per_upstream(
+    store: AuditStore, caplog: pytest.LogCaptureFixture
+) -> None:
     registry = CollectorRegistry()
     recorder = AuditRecorder(sink=store, metrics=AuditMetrics(registry, upstreams=frozenset({"alpha"})))
     recorder.record(event())
@@ -142,6 +151,19 @@ async def test_each_call_is_one_json_log_line_and_counted_per_upstream(store: Au
     assert registry.get_sample_value("auth_mcp_tool_calls_total", {"upstream": "alpha", "outcome": "ok"}) == 1
     # An unconfigured name (none reach here, but labels must stay bounded) is counted as "other".
     assert registry.get_sample_value("auth_mcp_tool_call_failures_total", {"upstream": "other"}) == 1
+
+
+def test_the_log_line_s_json_is_what_json_dumps_makes_of_the_fields_escapes_included() -> None:
+    # Hostile text in every field that comes from outside: the line stays ASCII, terminal-safe JSON.
+    hostile = ["\x1b[2J", "\u202e", 'a"b\\c', "\u2028", "é😀", "\x85", "\n"]
+    for index, text in enumerate(hostile):
+        for at in (NOW, NOW + 0.503, NOW + 0.9999996, NOW + 0.0005):
+            e = event(at=at, github_login=text, client_id=text, client_name=None if index % 2 else text, tool=text,
+                      request_id=text, detail=text if index % 2 else None, arguments=text if index % 3 else None,
+                      latency_ms=1 / 3 + index)  # fmt: skip
+            fields = e.fields()
+            assert fields["time"] == datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+            assert e.json_text() == json.dumps(fields) and e.json_text().isascii()
 
 
 def test_opted_in_arguments_are_capped_in_bytes() -> None:
