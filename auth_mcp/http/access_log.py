@@ -12,6 +12,7 @@ to the log writer (log_writer.py), whose thread does the rest.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -75,9 +76,25 @@ def _line(item: tuple[Any, ...]) -> Line:
     """The access line of one request, made on the log writer's thread."""
     created, rid, client, method, path, status, elapsed, person, person_id, tool = item
     address, duration = client[0] if client else "-", round(elapsed * 1000, 1)
-    fields = {"client_address": address, "method": method, "path": path, "status": status, "duration_ms": duration}
+    extra = functools.partial(_fields, address, method, path, status, duration, person, person_id, tool)
     if person is None:
-        return Line(_NAME, created, rid, '%s "%s %s" %d %.1fms', (address, method, path, status, duration), fields)
-    fields.update(person=person, person_id=person_id, tool=tool)
+        return Line(_NAME, created, rid, '%s "%s %s" %d %.1fms', (address, method, path, status, duration), extra)
     message = '%s "%s %s" %d %.1fms person=%s id=%s tool=%s'
-    return Line(_NAME, created, rid, message, (address, method, path, status, duration, person, person_id, tool or "-"), fields)
+    return Line(_NAME, created, rid, message, (address, method, path, status, duration, person, person_id, tool or "-"), extra)
+
+
+def _fields(
+    address: str,
+    method: str,
+    path: str,
+    status: int,
+    duration: float,
+    person: str | None,
+    person_id: int | None,
+    tool: str | None,
+) -> dict[str, Any]:
+    """The line's `extra` (keys of their own in the JSON format), made only when a handler reads them."""
+    fields = {"client_address": address, "method": method, "path": path, "status": status, "duration_ms": duration}
+    if person is not None:
+        fields.update(person=person, person_id=person_id, tool=tool)
+    return fields

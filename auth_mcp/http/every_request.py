@@ -108,4 +108,3 @@ def _with_id(send: Send, rid_header: tuple[bytes, bytes]) -> Send:
         await send(message)
 
     return send_with_id
-

@@ -227,7 +227,8 @@ class TextFormatter(logging.Formatter):
     def format_line(self, line: Line) -> str:
         """What `format` gives for the line's record, made without one."""
         message = line.msg % line.args if line.args else line.msg
-        if line.args and _UNSAFE.search(message):
+        if line.args and not (message.isascii() and message.isprintable()) and _UNSAFE.search(message):
+            # (ASCII text is unsafe only with a C0 control or DEL, which isprintable finds in C.)
             return self.format(line.record())  # a value to escape: the careful way
         created = line.created
         return f"{self._second(created)},{int((created - int(created)) * 1000):03d} INFO    {line.logger} [{line.request_id}]: {message}"
