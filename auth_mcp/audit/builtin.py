@@ -9,7 +9,7 @@ from __future__ import annotations
 from time import perf_counter
 from typing import Any
 
-from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 
@@ -51,7 +51,9 @@ class BuiltinToolAudit:
             detail = type(exc).__name__
             raise
         finally:
-            note = (get_access_token(), ctx.params, outcome, detail, started, perf_counter(), self._request_id.get())
+            user = auth_context_var.get()  # what get_access_token() reads (set by the bearer guard)
+            token = user.access_token if user is not None else None
+            note = (token, ctx.params, outcome, detail, started, perf_counter(), self._request_id.get())
             self._recorder.record_later(self._event, note)
 
     def refused_for_scope(self, token: Any, tools: list[str], missing: tuple[str, ...]) -> None:

@@ -21,6 +21,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from auth_mcp.http.headers import Decisions, request_headers
 from auth_mcp.http.hosts import is_loopback_host
 
+_PAIRS_LIMIT = 1024
+
 
 def _origin_of(url: str) -> str:
     parts = urlsplit(url)
@@ -51,6 +53,9 @@ class DnsRebindingGuard:
         self._loopback_origins_ok = is_loopback_host(own.hostname)
         self._host_decisions = Decisions(self.host_allowed)
         self._origin_decisions = Decisions(self.origin_allowed)
+        # Per (Host, Origin) pair as sent: 0 when both pass, else the refusal's status. Clients
+        # send the same pair on every call; bounded like Decisions (past the bound: no memo).
+        self._pairs: dict[tuple[bytes | None, bytes | None], int] = {}
 
     def host_allowed(self, host: str | None) -> bool:
         if not host:
@@ -74,14 +79,23 @@ class DnsRebindingGuard:
             await self._app(scope, receive, send)
             return
         headers = request_headers(scope)
-        host, origin = headers.get(b"host"), headers.get(b"origin")
-        if not self._host_decisions(host):
-            await _refuse(scope, receive, send, 421, "Invalid Host header")
-            return
-        if origin is not None and not self._origin_decisions(origin):
-            await _refuse(scope, receive, send, 403, "Invalid Origin header")
+        pair = (headers.get(b"host"), headers.get(b"origin"))
+        refusal = self._pairs.get(pair)
+        if refusal is None:
+            refusal = self._refusal(*pair)
+            if len(self._pairs) < _PAIRS_LIMIT:
+                self._pairs[pair] = refusal
+        if refusal:
+            await _refuse(scope, receive, send, refusal, "Invalid Host header" if refusal == 421 else "Invalid Origin header")
             return
         await self._app(scope, receive, send)
+
+    def _refusal(self, host: bytes | None, origin: bytes | None) -> int:
+        if not self._host_decisions(host):
+            return 421
+        if origin is not None and not self._origin_decisions(origin):
+            return 403
+        return 0
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:

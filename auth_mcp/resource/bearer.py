@@ -41,6 +41,7 @@ from auth_mcp.resource.verifier import CachedVerifier, McpAccessToken, Verified
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 4 * 1024 * 1024  # the SDK transport's own limit
+_CALLS_LIMIT = 1024  # remembered (Mcp-Method, Mcp-Name) pairs: a stranger's ever new names are not kept
 _VERIFIED_KEY = "auth_mcp.verified"  # the verified token, handed to the body check through the scope
 
 
@@ -94,6 +95,7 @@ class BearerGuard:
         # Scopes every request needs (a gateway upstream's); a tool may need more.
         self._required_scopes = tuple(required_scopes)
         self._required_set = frozenset(required_scopes)
+        self._calls: dict[tuple[bytes | None, bytes | None], tuple[str | None, tuple[str, ...]]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS":
@@ -140,11 +142,13 @@ class BearerGuard:
                 # any request whose headers disagree with its body (HeaderMismatch, 400) before a
                 # handler runs (comparing the decoded Mcp-Name, so we decode it the same way); so the
                 # headers are what will run, without reading the body here.
-                method, name = _text(headers.get(b"mcp-method")), _text(headers.get(b"mcp-name"))
-                tool = decode_header_value(name) if method == "tools/call" else None
+                routing = (headers.get(b"mcp-method"), headers.get(b"mcp-name"))
+                call = self._calls.get(routing)
+                if call is None:
+                    call = self._call_of(*routing)
+                tool, needed = call
                 if tool is not None:
                     scope[TOOL_KEY] = tool
-                needed = self._needed_for(method, tool)
                 missing = None if verified.scopes.issuperset(needed) else needed
             elif self._tool_scopes:
                 # Older protocols name the tool only in the body: read it (bounded, 413 past the
@@ -219,6 +223,16 @@ class BearerGuard:
             scope, receive, send, 403, error="insufficient_scope", description=description, scope_value=" ".join(missing)
         )
 
+    def _call_of(self, method: bytes | None, name: bytes | None) -> tuple[str | None, tuple[str, ...]]:
+        """The tool a 2026-07-28 request's Mcp-Method and Mcp-Name headers call, and the scopes it
+        needs; remembered per pair of header values (clients call the same few tools), bounded."""
+        text = _text(method)
+        tool = decode_header_value(_text(name)) if text == "tools/call" else None
+        call = (tool, self._needed_for(text, tool))
+        if len(self._calls) < _CALLS_LIMIT:
+            self._calls[(method, name)] = call
+        return call
+
     def _needed_for(self, method: str | None, name: str | None) -> tuple[str, ...]:
         if method != "tools/call" or name is None:
             return ()
@@ -278,7 +292,9 @@ def _is_modern(protocol_version: bytes | None) -> bool:
     return protocol_version is not None and protocol_version not in _HANDSHAKE_VERSIONS
 
 
-def _log_refusal_of(access: McpAccessToken, scope: Scope, status: int, error: str, description: str, tool: str | None = None) -> None:
+def _log_refusal_of(
+    access: McpAccessToken, scope: Scope, status: int, error: str, description: str, tool: str | None = None
+) -> None:
     """The refusal's log line, naming the client and the person the verified token belongs to."""
     log_refusal(
         endpoint=scope["path"],

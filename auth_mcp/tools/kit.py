@@ -102,12 +102,14 @@ def scoped_tool(*, scopes: tuple[str, ...], title: str) -> Callable[[Callable[P,
     """Declare a tool: its required MCP scopes, and GitHub failures turned into tool errors that
     say what happened (rate limit and when to retry, SSO, a dead grant) instead of a traceback."""
 
+    required = frozenset(scopes)
+
     def declare(fn: Callable[P, Awaitable[R]]) -> ToolSpec:
         @functools.wraps(fn)
         async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             granted = caller().scopes
-            missing = [scope for scope in scopes if scope not in granted]
-            if missing:
+            if not required.issubset(granted):
+                missing = [scope for scope in scopes if scope not in granted]
                 raise ToolError(f"insufficient_scope: this tool needs {' '.join(missing)}; authorize again with it")
             try:
                 return await fn(*args, **kwargs)
