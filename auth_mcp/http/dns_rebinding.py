@@ -12,7 +12,7 @@ A bad Host gets 421, a bad Origin 403 (MUST in the transport spec), both before 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from urllib.parse import urlsplit
 
 from starlette.responses import JSONResponse
@@ -74,10 +74,11 @@ class DnsRebindingGuard:
             return parts.scheme in ("http", "https") and is_loopback_host(parts.hostname)
         return False
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: it returns the one to await (the app's, or the refusal), so a
+        # request that passes costs no frame of this layer's while it is served.
         if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
+            return self._app(scope, receive, send)
         headers = request_headers(scope)
         pair = (headers.get(b"host"), headers.get(b"origin"))
         refusal = self._pairs.get(pair)
@@ -86,9 +87,8 @@ class DnsRebindingGuard:
             if len(self._pairs) < _PAIRS_LIMIT:
                 self._pairs[pair] = refusal
         if refusal:
-            await _refuse(scope, receive, send, refusal, "Invalid Host header" if refusal == 421 else "Invalid Origin header")
-            return
-        await self._app(scope, receive, send)
+            return _refuse(scope, receive, send, refusal, "Invalid Host header" if refusal == 421 else "Invalid Origin header")
+        return self._app(scope, receive, send)
 
     def _refusal(self, host: bytes | None, origin: bytes | None) -> int:
         if not self._host_decisions(host):

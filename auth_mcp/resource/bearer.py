@@ -18,12 +18,14 @@ every client starts) and a missing scope are logged once each (http/refusals.py)
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mcp.server.auth.middleware.auth_context import auth_context_var
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.transport_security import RequestBodyLimitMiddleware
 from mcp.shared.inbound import decode_header_value
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
@@ -163,9 +165,15 @@ class BearerGuard:
             if missing is not None:
                 await self._refuse_scope(scope, receive, send, missing, verified, tool)
                 return
-        await self._forward(scope, receive, send, verified)
+        reset = self._admit(scope, verified)
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            auth_context_var.reset(reset)
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send, verified: Verified) -> None:
+    def _admit(self, scope: Scope, verified: Verified) -> contextvars.Token[AuthenticatedUser | None]:
+        """Hands the request to the app behind as the token's user; returns the token that resets
+        the SDK's context variable once the app is done (the caller's `finally`)."""
         scope["user"] = verified.user
         scope["auth"] = verified.credentials
         if self._offer_step_up:
@@ -178,11 +186,7 @@ class BearerGuard:
         # (which can read the HTTP request) never see the bearer token itself. It also spares the
         # SDK one header in each of its several passes over them.
         remove_header(scope, b"authorization")
-        reset = auth_context_var.set(verified.user)
-        try:
-            await self._app(scope, receive, send)
-        finally:
-            auth_context_var.reset(reset)
+        return auth_context_var.set(verified.user)
 
     async def _over_budget(self, failures: FailureBudget, scope: Scope, receive: Receive, send: Send, token: str) -> bool:
         """429 if this address's unknown tokens have cost enough queries and this token would
@@ -208,7 +212,11 @@ class BearerGuard:
         if missing is not None:
             await self._refuse_scope(scope, receive, send, missing, verified, tool)
             return
-        await self._forward(scope, _replay(first, receive), send, verified)
+        reset = self._admit(scope, verified)
+        try:
+            await self._app(scope, _replay(first, receive), send)
+        finally:
+            auth_context_var.reset(reset)
 
     async def _refuse_scope(
         self, scope: Scope, receive: Receive, send: Send, missing: tuple[str, ...], verified: Verified, tool: str | None
