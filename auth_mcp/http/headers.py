@@ -27,10 +27,12 @@ def request_headers(scope: Scope) -> dict[bytes, bytes]:
     return values
 
 
-def remove_header(scope: Scope, name: bytes) -> None:
-    """Take every `name` header out of the request, and out of the mapping above."""
+def remove_header(scope: Scope, name: bytes, values: dict[bytes, bytes] | None = None) -> None:
+    """Take every `name` header out of the request, and out of the mapping above (`values`, when
+    the caller has it already)."""
     raw = scope["headers"]
-    values = request_headers(scope)
+    if values is None:
+        values = request_headers(scope)
     first = values.get(name)
     if first is None:
         return

@@ -37,10 +37,7 @@ class Metrics:
             registry=self.registry,
         )
         self.github_requests = Counter(
-            "auth_mcp_github_requests",
-            "Requests to GitHub, by endpoint and HTTP status",
-            ["endpoint", "status"],
-            registry=self.registry,
+            "auth_mcp_github_requests", "Requests to GitHub, by endpoint and HTTP status", ["endpoint", "status"], registry=self.registry
         )
         self.github_rate_limit_remaining = Gauge(
             "auth_mcp_github_rate_limit_remaining",

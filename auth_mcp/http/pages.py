@@ -20,9 +20,7 @@ class Pages:
         )
         self._server_name = server_name
 
-    def render(
-        self, template: str, *, status_code: int = 200, headers: dict[str, str] | None = None, **context: Any
-    ) -> HTMLResponse:
+    def render(self, template: str, *, status_code: int = 200, headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
         nonce = secrets.token_urlsafe(16)
         body = self._env.get_template(template).render(server_name=self._server_name, csp_nonce=nonce, **context)
         return HTMLResponse(body, status_code=status_code, headers={**page_headers(nonce), **(headers or {})})

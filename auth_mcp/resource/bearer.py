@@ -165,13 +165,15 @@ class BearerGuard:
             if missing is not None:
                 await self._refuse_scope(scope, receive, send, missing, verified, tool)
                 return
-        reset = self._admit(scope, verified)
+        reset = self._admit(scope, verified, headers)
         try:
             await self._app(scope, receive, send)
         finally:
             auth_context_var.reset(reset)
 
-    def _admit(self, scope: Scope, verified: Verified) -> contextvars.Token[AuthenticatedUser | None]:
+    def _admit(
+        self, scope: Scope, verified: Verified, headers: dict[bytes, bytes]
+    ) -> contextvars.Token[AuthenticatedUser | None]:
         """Hands the request to the app behind as the token's user; returns the token that resets
         the SDK's context variable once the app is done (the caller's `finally`)."""
         scope["user"] = verified.user
@@ -185,7 +187,7 @@ class BearerGuard:
         # Past this point identity travels as scope["user"]: the transport, its logs and the tools
         # (which can read the HTTP request) never see the bearer token itself. It also spares the
         # SDK one header in each of its several passes over them.
-        remove_header(scope, b"authorization")
+        remove_header(scope, b"authorization", headers)
         return auth_context_var.set(verified.user)
 
     async def _over_budget(self, failures: FailureBudget, scope: Scope, receive: Receive, send: Send, token: str) -> bool:
@@ -212,7 +214,7 @@ class BearerGuard:
         if missing is not None:
             await self._refuse_scope(scope, receive, send, missing, verified, tool)
             return
-        reset = self._admit(scope, verified)
+        reset = self._admit(scope, verified, request_headers(scope))
         try:
             await self._app(scope, _replay(first, receive), send)
         finally:

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, ParamSpec, TypeVar
 
-from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp.server.elicitation import AcceptedElicitation
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -55,7 +55,8 @@ class ToolServices:
 
 def caller() -> McpAccessToken:
     """The verified MCP token of the current call (set by bearer.py for every request)."""
-    token = get_access_token()
+    user = auth_context_var.get()  # what the SDK's get_access_token() reads, without its call
+    token = user.access_token if user is not None else None
     if not isinstance(token, McpAccessToken):
         raise ToolError("This tool needs an authenticated caller")
     return token
