@@ -29,6 +29,7 @@ from auth_mcp.http.headers import request_headers
 from auth_mcp.http.logs import request_id
 from auth_mcp.http.loopback_alias import LoopbackAlias
 from auth_mcp.http.outage import OutageResponses, unwatch_request, watch_request
+from auth_mcp.http.read_deadlines import BODY_TIMED_OUT
 
 
 class EveryRequest:
@@ -87,6 +88,8 @@ class EveryRequest:
         except Exception as exc:
             found = self._outages.find(exc)
             if found is None:
+                if BODY_TIMED_OUT in scope:
+                    return  # answered 408 by the server itself (read_deadlines.py): nothing to report
                 raise
             if status is None:
                 status = 503

@@ -11,7 +11,9 @@ timer for the part of a request that has not arrived yet:
 - body: from the headers until the whole body is in. When it fires, the client gets a 408 with
   `Connection: close` (if no answer has started), the application sees the client as gone (its
   `receive()` returns `http.disconnect`, and what it sends is dropped), the request is marked
-  `BODY_TIMED_OUT` in its scope (the access log reports it as a 408) and the connection closes.
+  `BODY_TIMED_OUT` in its scope (the access log reports it as a 408, and the failure this causes
+  in the application, a read of a body that will never come, ends quietly in every_request.py:
+  the client was answered, there is nothing to report) and the connection closes.
   Once the body is complete the deadline no longer applies, so a response stream (SSE) can wait
   for the client's disconnect as long as it likes.
 Either way the connection closes in stages (RFC 9112 §9.6): the 408 and our end of the connection
@@ -29,9 +31,8 @@ added to a tool call, callgrind and bytecode counts.)
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Literal
 
-from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 BODY_TIMED_OUT = "auth_mcp.body_timed_out"  # ASGI scope key, set on a request whose body came too slowly
@@ -58,10 +59,6 @@ def read_deadline_protocol(header_seconds: float, body_seconds: float) -> type[H
         _timer: asyncio.TimerHandle | None = None
         _waiting_for: Literal["headers", "body"] | None = None  # what the current request lacks
         _lingering = False  # timed out: what arrives is dropped until the connection closes
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.app = _quiet_after_timeout(self.app)
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -138,17 +135,3 @@ def _close_in_stages(transport: asyncio.Transport, loop: asyncio.AbstractEventLo
         loop.call_later(LINGER_SECONDS, transport.abort)
     else:
         transport.close()
-
-
-def _quiet_after_timeout(app: Any) -> Any:
-    """The application, with the failure a body timeout causes in it (a read of a body that will
-    never come) ended quietly: the client was answered 408, there is nothing to report."""
-
-    async def run(scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await app(scope, receive, send)
-        except Exception:
-            if not scope.get(BODY_TIMED_OUT):
-                raise
-
-    return run

@@ -101,8 +101,9 @@ async def test_a_body_timeout_is_logged_as_a_408_without_a_traceback(db_url: str
     caplog.set_level(logging.INFO)
     async with run_server(database_url=db_url, body_timeout=0.3) as server:
         reader, writer = await _open(server.port)
-        form = b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 50\r\n\r\ngrant_type="
-        writer.write(b"POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\n" + form)
+        # /register reads its JSON body whole: the read that never completes fails in the handler.
+        json_head = b"Content-Type: application/json\r\nContent-Length: 50\r\n\r\n{"
+        writer.write(b"POST /register HTTP/1.1\r\nHost: 127.0.0.1\r\n" + json_head)
         await writer.drain()
         assert (await _answer(reader)).startswith(b"HTTP/1.1 408")
         writer.close()
@@ -110,7 +111,7 @@ async def test_a_body_timeout_is_logged_as_a_408_without_a_traceback(db_url: str
         await asyncio.sleep(0.2)  # the application's side of the request ends after the 408
         server.services.log_writer.flush()
     access = [r.getMessage() for r in caplog.records if r.name == "auth_mcp.access"]
-    assert any('"POST /token" 408' in line for line in access), access
+    assert any('"POST /register" 408' in line for line in access), access
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
 
 
