@@ -60,11 +60,20 @@ class AuditEvent(NamedTuple):
     def json_text(self) -> str:
         """`fields()` as `json.dumps` writes it (ASCII only), made by hand: the audit writer makes
         one per tool call at INFO, and json.dumps's set-up per call cost twice the rest."""
+        key = (self.github_user_id, self.github_login, self.client_id, self.client_name, self.upstream, self.tool, self.outcome)
+        middle = _MIDDLES.get(key)
+        if middle is None:
+            # Who called what, and how it went: the same for most calls of a client's session.
+            middle = (
+                f"{self.github_user_id!r}, "
+                f'"github_login": {_quoted(self.github_login)}, "client_id": {_quoted(self.client_id)}, '
+                f'"client_name": {_nullable(self.client_name)}, "upstream": {_quoted(self.upstream)}, '
+                f'"tool": {_quoted(self.tool)}, "outcome": {_quoted(self.outcome)}'
+            )
+            if len(_MIDDLES) < _MIDDLES_LIMIT:
+                _MIDDLES[key] = middle
         text = (
-            f'{{"time": "{iso_milliseconds(self.at)}", "github_user_id": {self.github_user_id!r}, '
-            f'"github_login": {_quoted(self.github_login)}, "client_id": {_quoted(self.client_id)}, '
-            f'"client_name": {_nullable(self.client_name)}, "upstream": {_quoted(self.upstream)}, '
-            f'"tool": {_quoted(self.tool)}, "outcome": {_quoted(self.outcome)}, '
+            f'{{"time": "{iso_milliseconds(self.at)}", "github_user_id": {middle}, '
             f'"latency_ms": {round(self.latency_ms, 3)!r}, "request_id": {_quoted(self.request_id)}, '
             f'"detail": {_nullable(self.detail)}'
         )
@@ -73,6 +82,9 @@ class AuditEvent(NamedTuple):
         return text + "}"
 
 
+# The JSON of an event's who-called-what fields, by their values; bounded (past it: no memo).
+_MIDDLES: dict[tuple[Any, ...], str] = {}
+_MIDDLES_LIMIT = 4096
 _SECOND = SecondsCache(lambda second: datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
 
 

@@ -92,23 +92,25 @@ def batched() -> Iterator[Callable[[Line], None]]:
     with one `write` when the block ends (log_writer.py writes its batches so). Yields how to
     log a `Line` in the batch."""
     buffers: dict[_BatchedStreamHandler, list[str]] = {}
-    direct: dict[str, _BatchedStreamHandler | None] = {}
+    sinks: dict[str, Callable[[Line], None]] = {}  # per logger name: where its lines go
+
+    def sink_for(name: str) -> Callable[[Line], None]:
+        handler = _sole_handler(logging.getLogger(name))
+        if handler is None:
+            return lambda line: logging.getLogger(name).handle(line.record())
+        if handler.level > logging.INFO:
+            return lambda line: None
+        # Formatted straight into this batch's buffer: no record, no walk through the logger
+        # tree; its only filter (_RequestId) has nothing to add to a line that has its id.
+        append = buffers.setdefault(handler, []).append
+        format_line, terminator = handler.formatter.format_line, handler.terminator  # type: ignore[union-attr]
+        return lambda line: append(format_line(line) + terminator)
 
     def emit(line: Line) -> None:
-        name = line.logger
-        if name in direct:
-            handler = direct[name]
-        else:
-            handler = direct[name] = _sole_handler(logging.getLogger(name))
-        if handler is None:
-            logging.getLogger(name).handle(line.record())
-        elif handler.level <= logging.INFO:
-            # Formatted straight into this batch's buffer: no record, no walk through the logger
-            # tree; its only filter (_RequestId) has nothing to add to a line that has its id.
-            buffer = buffers.get(handler)
-            if buffer is None:
-                buffer = buffers[handler] = []
-            buffer.append(handler.formatter.format_line(line) + handler.terminator)  # type: ignore[union-attr]
+        sink = sinks.get(line.logger)
+        if sink is None:
+            sink = sinks[line.logger] = sink_for(line.logger)
+        sink(line)
 
     _batch.buffers = buffers
     try:
