@@ -4,8 +4,9 @@ Where things go (the README's development section says the same):
 - a tool: a module with a `@scoped_tool` function, passed in `create_app(settings, tools=[...])`
   (or named by AUTH_MCP_TOOLS); the built-in ones are `auth_mcp.tools.BUILTIN_TOOLS`;
 - a scope: `auth_mcp/scopes.py` (or `create_app(..., scopes=...)`);
-- a middleware: `SERVER_LAYERS` below, or `MCP_ENDPOINT_LAYERS` in `app/resource.py` for the
-  MCP endpoint alone, in the order its comment justifies;
+- a middleware: `SERVER_LAYERS` below (steps of http/every_request.py after the proxy headers),
+  or `MCP_ENDPOINT_LAYERS` in `app/resource.py` for the MCP endpoint alone, in the order its
+  comment justifies;
 - a route of the authorization server: `app/authorization.py`; a migration: `auth_mcp/migrations/versions/`.
 """
 

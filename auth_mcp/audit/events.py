@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _quoted  # a str as json.dumps writes it (C)
 from typing import Any, Literal, NamedTuple, get_args
 
-from auth_mcp.http.logs import SecondsCache
+from auth_mcp.clock import SecondsCache
 
 Outcome = Literal["ok", "tool_error", "refused", "upstream_failure"]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)

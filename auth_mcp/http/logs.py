@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
+from auth_mcp.clock import SecondsCache
+
 # The id of the request being served, in every log line it causes (set by every_request.py).
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("auth_mcp_request_id", default="-")
 
@@ -164,22 +166,6 @@ class _BatchedStreamHandler(logging.StreamHandler):
                 self.flush()
             except Exception:  # noqa: BLE001 (as above)
                 self.handleError(logging.makeLogRecord({"msg": "%d log lines", "args": (len(lines),)}))
-
-
-class SecondsCache:
-    """A timestamp's text by the second it falls in: formatting a time costs more than the rest of
-    an access line, and a busy server writes hundreds of lines per second."""
-
-    def __init__(self, render: Any) -> None:
-        self._render = render
-        self._last: tuple[int, str] = (-1, "")
-
-    def __call__(self, created: float) -> str:
-        second = int(created)
-        last = self._last
-        if last[0] != second:
-            last = self._last = (second, self._render(second))
-        return last[1]
 
 
 def escape(text: str) -> str:
