@@ -74,13 +74,7 @@ __all__ = ["SERVER_LAYERS", "Services", "create_app"]
 #   Retry-After (inside access_log, so the 503 is logged and counted like any answer);
 # - mcp_shortcut: tool calls (at /mcp and each gateway upstream's /mcp/NAME) skip the router
 #   (they are still logged, being inside access_log).
-SERVER_LAYERS: tuple[str, ...] = (
-    "proxy_headers",
-    "access_log",
-    "loopback_alias",
-    "outage",
-    "mcp_shortcut",
-)
+SERVER_LAYERS: tuple[str, ...] = ("proxy_headers", *EveryRequest.STEPS)
 GITHUB_RETRY_AFTER = 30  # seconds: GitHub's incidents are rarely shorter
 
 
@@ -231,7 +225,8 @@ def _front_page(core: Core) -> FrontPage:
 
 
 def _server_middleware(core: Core, *, shortcuts: list[Route]) -> list[Middleware]:
-    """SERVER_LAYERS as Starlette middleware, outermost first."""
+    """SERVER_LAYERS as Starlette middleware, outermost first: uvicorn's proxy headers (when
+    proxies are configured), then EveryRequest, which takes the other steps in its own order."""
     proxies = list(core.settings.trusted_proxies)
     issuer = core.settings.issuer
     every_request = Middleware(

@@ -87,9 +87,9 @@ class BuiltinToolAudit:
         tool = name[:TOOL_NAME_LIMIT] if isinstance(name, str) else ""
         latency_ms = (ended - started) * 1000
         detail = None if detail is None else detail[:DETAIL_LIMIT]
-        if token is None:
-            return AuditEvent(at, 0, "", "", None, BUILTIN, tool, outcome, latency_ms, request_id, detail, arguments)
+        # Whatever the context held (an SDK AccessToken without our fields, or nothing), the event is
+        # made: one odd token must not cost the batch its other events.
         return AuditEvent(
-            at, token.github_user_id, token.github_login, token.client_id, token.client_name,
-            BUILTIN, tool, outcome, latency_ms, request_id, detail, arguments,
+            at, getattr(token, "github_user_id", 0), getattr(token, "github_login", ""), getattr(token, "client_id", ""),
+            getattr(token, "client_name", None), BUILTIN, tool, outcome, latency_ms, request_id, detail, arguments,
         )  # fmt: skip

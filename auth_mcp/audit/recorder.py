@@ -67,13 +67,7 @@ class AuditRecorder:
 
     def record_later(self, build: Callable[[Any], AuditEvent], note: Any) -> None:
         """Like `record(build(note))`, with `build` called by the writer, off the request path."""
-        new = self._new
-        if len(new) < self._max_pending:  # else _add counts the loss
-            new.append((build, note))
-            if len(new) == self._batch_size:
-                self._wake.set()
-        else:
-            self._add((build, note))
+        self._add((build, note))
 
     def _add(self, item: AuditEvent | tuple[Callable[[Any], AuditEvent], Any]) -> None:
         new = self._new

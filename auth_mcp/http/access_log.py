@@ -30,7 +30,7 @@ from auth_mcp.http.read_deadlines import BODY_TIMED_OUT
 _NAME = "auth_mcp.access"
 logger = logging.getLogger(_NAME)
 
-_SAFE_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
+_SAFE_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")  # the whole value (fullmatch)
 # Request ids only need to be unique, not secret: a per-process random prefix and a counter.
 _PREFIX = os.urandom(8).hex()
 _METHODS = frozenset({"GET", "POST", "DELETE", "OPTIONS", "HEAD", "PUT", "PATCH"})
@@ -52,7 +52,7 @@ class AccessLog:
     @staticmethod
     def id_for(incoming: bytes | None) -> str:
         """A proxy's request id (`incoming`) is kept when it is a plain token; anything else is replaced."""
-        if incoming is not None and _SAFE_ID.match(incoming):
+        if incoming is not None and _SAFE_ID.fullmatch(incoming):
             return incoming.decode()
         return f"{_PREFIX}{next(_COUNTER):016x}"
 

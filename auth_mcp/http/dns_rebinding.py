@@ -22,6 +22,7 @@ from auth_mcp.http.headers import Decisions, request_headers
 from auth_mcp.http.hosts import is_loopback_host
 
 _PAIRS_LIMIT = 1024
+_PAIR_BYTES = 512  # longer Host/Origin values are decided every time, never kept
 
 
 def _origin_of(url: str) -> str:
@@ -84,7 +85,7 @@ class DnsRebindingGuard:
         refusal = self._pairs.get(pair)
         if refusal is None:
             refusal = self._refusal(*pair)
-            if len(self._pairs) < _PAIRS_LIMIT:
+            if len(self._pairs) < _PAIRS_LIMIT and len(pair[0] or b"") + len(pair[1] or b"") <= _PAIR_BYTES:
                 self._pairs[pair] = refusal
         if refusal:
             return _refuse(scope, receive, send, refusal, "Invalid Host header" if refusal == 421 else "Invalid Origin header")

@@ -33,6 +33,9 @@ from auth_mcp.http.read_deadlines import BODY_TIMED_OUT
 
 
 class EveryRequest:
+    # The steps, in the order __call__ takes them (app/__init__.py's SERVER_LAYERS, their reasons).
+    STEPS: tuple[str, ...] = ("access_log", "loopback_alias", "outage", "mcp_shortcut")
+
     def __init__(
         self,
         app: ASGIApp,

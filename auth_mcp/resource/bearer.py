@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY = 4 * 1024 * 1024  # the SDK transport's own limit
 _CALLS_LIMIT = 1024  # remembered (Mcp-Method, Mcp-Name) pairs: a stranger's ever new names are not kept
+_CALL_BYTES = 512  # nor long ones
 _VERIFIED_KEY = "auth_mcp.verified"  # the verified token, handed to the body check through the scope
 
 
@@ -239,7 +240,7 @@ class BearerGuard:
         text = _text(method)
         tool = decode_header_value(_text(name)) if text == "tools/call" else None
         call = (tool, self._needed_for(text, tool))
-        if len(self._calls) < _CALLS_LIMIT:
+        if len(self._calls) < _CALLS_LIMIT and len(method or b"") + len(name or b"") <= _CALL_BYTES:
             self._calls[(method, name)] = call
         return call
 

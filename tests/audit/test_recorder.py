@@ -200,3 +200,15 @@ async def test_a_write_failing_for_an_outage_logs_one_line_without_a_traceback(
         await recorder.stop()  # its last flush still fails, and says so to its caller
     failures = [record for record in caplog.records if "audit events failed" in record.getMessage()]
     assert failures and all(record.levelno == logging.WARNING and not record.exc_info for record in failures)
+
+
+def test_an_event_is_made_whatever_token_the_context_held() -> None:
+    from mcp.server.auth.provider import AccessToken
+
+    from auth_mcp.audit.builtin import BuiltinToolAudit
+
+    audit = BuiltinToolAudit(recorder=None, clock=SystemClock(), request_id=None)  # type: ignore[arg-type]
+    plain = AccessToken(token="t", client_id="sdk-client", scopes=[])  # the SDK's own, without our fields
+    for token, client_id in ((None, ""), (plain, "sdk-client")):
+        made = audit._event((token, {"name": "echo"}, "ok", None, 1.0, 1.5, "req-1"))
+        assert (made.client_id, made.github_user_id, made.tool, made.latency_ms) == (client_id, 0, "echo", 500.0)

@@ -54,3 +54,21 @@ async def test_oauth_endpoints_are_not_subject_to_the_mcp_host_check(db_url: str
     async with in_process(database_url=db_url) as env:
         response = await env.http.get("/.well-known/oauth-authorization-server", headers={"host": "other.example"})
         assert response.status_code == 200
+
+
+async def test_the_remembered_host_origin_verdicts_stay_bounded_and_keep_no_long_values() -> None:
+    from auth_mcp.http import dns_rebinding
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        return None
+
+    async def ignore(message: object) -> None:
+        return None
+
+    guard = dns_rebinding.DnsRebindingGuard(app, issuer="http://127.0.0.1:8000", allowed_hosts=[], allowed_origins=[])
+    long_origin = b"https://" + b"a" * 1000 + b".example"
+    await guard({"type": "http", "headers": [(b"host", b"127.0.0.1:8000"), (b"origin", long_origin)]}, None, ignore)  # type: ignore[arg-type]
+    assert guard._pairs == {}  # decided, not kept
+    for number in range(dns_rebinding._PAIRS_LIMIT + 50):  # a stranger's ever new Origins
+        await guard({"type": "http", "headers": [(b"host", b"127.0.0.1:8000"), (b"origin", b"https://x%d.example" % number)]}, None, ignore)  # type: ignore[arg-type]
+    assert len(guard._pairs) == dns_rebinding._PAIRS_LIMIT

@@ -107,3 +107,10 @@ async def test_an_outage_raised_before_the_answer_is_a_503_and_one_raised_after_
 
     sent = await _serve(_layer(raises_late, []), "/token")
     assert [message.get("status") for message in sent] == [200]
+
+
+def test_a_proxy_s_request_id_is_kept_only_when_the_whole_value_is_a_plain_token() -> None:
+    assert AccessLog.id_for(b"from-proxy.1_A") == "from-proxy.1_A"
+    for bad in (b"abc\n", b"abc\r\nx: y", b"", b"a" * 65, b"a b"):
+        made = AccessLog.id_for(bad)
+        assert made != bad.decode() and made.isalnum()
