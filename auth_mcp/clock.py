@@ -40,3 +40,7 @@ class SecondsCache:
         if last[0] != second:
             last = self._last = (second, self._render(second))
         return last[1]
+
+
+# "000" to "999": a log line's milliseconds by index (a format spec is parsed on every use).
+MILLISECONDS: tuple[str, ...] = tuple(f"{n:03d}" for n in range(1000))

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _quoted  # a str as json.dumps writes it (C)
 from typing import Any, Literal, NamedTuple, get_args
 
-from auth_mcp.clock import SecondsCache
+from auth_mcp.clock import MILLISECONDS, SecondsCache
 
 Outcome = Literal["ok", "tool_error", "refused", "upstream_failure"]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
@@ -95,7 +95,7 @@ def iso_milliseconds(at: float) -> str:
     micros = round((at - second) * 1_000_000)
     if micros >= 1_000_000:
         second, micros = second + 1, micros - 1_000_000
-    return f"{_SECOND(second)}.{micros // 1000:03d}+00:00"
+    return f"{_SECOND(second)}.{MILLISECONDS[micros // 1000]}+00:00"
 
 
 def _nullable(text: str | None) -> str:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
-from auth_mcp.clock import SecondsCache
+from auth_mcp.clock import MILLISECONDS, SecondsCache
 
 # The id of the request being served, in every log line it causes (set by every_request.py).
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("auth_mcp_request_id", default="-")
@@ -192,7 +192,7 @@ class TextFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:
             return super().formatTime(record, datefmt)
-        return f"{self._second(record.created)},{int(record.msecs):03d}"
+        return f"{self._second(record.created)},{MILLISECONDS[int(record.msecs)]}"
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
@@ -219,7 +219,7 @@ class TextFormatter(logging.Formatter):
             # (ASCII text is unsafe only with a C0 control or DEL, which isprintable finds in C.)
             return self.format(line.record())  # a value to escape: the careful way
         created = line.created
-        return f"{self._second(created)},{int((created - int(created)) * 1000):03d} INFO    {line.logger} [{line.request_id}]: {message}"
+        return f"{self._second(created)},{MILLISECONDS[int((created - int(created)) * 1000)]} INFO    {line.logger} [{line.request_id}]: {message}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -234,7 +234,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "time": f"{self._second(record.created)}.{int(record.msecs):03d}+00:00",
+            "time": f"{self._second(record.created)}.{MILLISECONDS[int(record.msecs)]}+00:00",
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -254,7 +254,7 @@ class JsonFormatter(logging.Formatter):
         """What `format` gives for the line's record, made without one."""
         created = line.created
         entry: dict[str, object] = {
-            "time": f"{self._second(created)}.{int((created - int(created)) * 1000):03d}+00:00",
+            "time": f"{self._second(created)}.{MILLISECONDS[int((created - int(created)) * 1000)]}+00:00",
             "level": "INFO",
             "logger": line.logger,
             "message": line.msg % line.args if line.args else line.msg,
