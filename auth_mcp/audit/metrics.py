@@ -3,13 +3,19 @@ names (plus "builtin") and the four outcomes; never a tool, a person or a client
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
 from auth_mcp.audit.events import AuditEvent
 from auth_mcp.http.metrics import LatencyHistogram
+
+_UPSTREAM_OUTCOME = attrgetter("upstream", "outcome")
+_UPSTREAM = attrgetter("upstream")
+_LATENCY_MS = attrgetter("latency_ms")
 
 
 class AuditMetrics:
@@ -42,18 +48,19 @@ class AuditMetrics:
         )
 
     def observe(self, events: Sequence[AuditEvent]) -> None:
-        """A batch of events (the audit writer's): counters moved once per upstream and outcome."""
-        counts: dict[tuple[str, str], int] = {}
-        latency = self.latency.observe
-        for event in events:
-            key = (event.upstream, event.outcome)
-            counts[key] = counts.get(key, 0) + 1
-            latency((event.upstream if event.upstream in self._upstreams else "other",), event.latency_ms / 1000)
-        for (upstream, outcome), count in counts.items():
+        """A batch of events (the audit writer's): each counter and histogram series moved once,
+        the counting done in C (`collections.Counter` over the events' fields, NamedTuple items)."""
+        for (upstream, outcome), count in collections.Counter(map(_UPSTREAM_OUTCOME, events)).items():
             calls, failures = self._children_of(upstream, outcome)
             calls.inc(count)
             if failures is not None:
                 failures.inc(count)
+        upstreams = set(map(_UPSTREAM, events))
+        for upstream in upstreams:
+            label = (upstream if upstream in self._upstreams else "other",)
+            # One upstream in the batch (the usual case): every event's latency, taken in C.
+            mine = map(_LATENCY_MS, events) if len(upstreams) == 1 else (e.latency_ms for e in events if e.upstream == upstream)
+            self.latency.observe_all(label, mine, scale=0.001)
 
     def _children_of(self, upstream: str, outcome: str) -> tuple[Any, Any]:
         key = (upstream, outcome)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import HistogramMetricFamily
@@ -100,6 +100,18 @@ class LatencyHistogram:
             series = self._series[labels] = [0] * (len(self._bounds) + 2)
         series[bisect_left(self._bounds, seconds)] += 1  # the first bucket whose bound is >= seconds (le)
         series[-1] += seconds
+
+    def observe_all(self, labels: tuple[object, ...], values: Iterable[float], *, scale: float = 1.0) -> None:
+        """Many observations with the same labels (a batch): each of `values` times `scale` seconds."""
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = [0] * (len(self._bounds) + 2)
+        bounds, total = self._bounds, 0.0
+        for value in values:
+            seconds = value * scale
+            series[bisect_left(bounds, seconds)] += 1
+            total += seconds
+        series[-1] += total
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
         family = HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)

@@ -212,3 +212,19 @@ def test_an_event_is_made_whatever_token_the_context_held() -> None:
     for token, client_id in ((None, ""), (plain, "sdk-client")):
         made = audit._event((token, {"name": "echo"}, "ok", None, 1.0, 1.5, "req-1"))
         assert (made.client_id, made.github_user_id, made.tool, made.latency_ms) == (client_id, 0, "echo", 500.0)
+
+
+async def test_a_batch_s_latencies_land_in_each_upstream_s_histogram(store: AuditStore) -> None:
+    registry = CollectorRegistry()
+    recorder = AuditRecorder(sink=store, metrics=AuditMetrics(registry, upstreams=frozenset({"alpha", "beta"})))
+    for upstream, latency_ms in (("alpha", 3.0), ("beta", 40.0), ("alpha", 700.0), ("gamma", 20_000.0)):
+        recorder.record(event(upstream=upstream, latency_ms=latency_ms))
+    await recorder.flush()
+
+    def sample(name: str, upstream: str, **labels: str) -> float | None:
+        return registry.get_sample_value(f"auth_mcp_tool_call_duration_seconds_{name}", {"upstream": upstream, **labels})
+
+    assert (sample("count", "alpha"), sample("count", "beta"), sample("count", "other")) == (2, 1, 1)
+    assert sample("sum", "alpha") == pytest.approx(0.703) and sample("sum", "other") == pytest.approx(20.0)
+    assert (sample("bucket", "alpha", le="0.005"), sample("bucket", "alpha", le="0.5"), sample("bucket", "alpha", le="1.0")) == (1, 1, 2)
+    assert sample("bucket", "other", le="10.0") == 0 and sample("bucket", "other", le="30.0") == 1
