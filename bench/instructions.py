@@ -12,9 +12,13 @@ none; the difference divided by N is the cost of one request. The apps:
 - auth: `create_app` in dev mode on a fresh SQLite database, with a real access token from the
   whole OAuth flow (tests/support), the way auth-mcp serves a tool call;
 - no-auth: the baseline of bench/whoami.py, the SDK's MCPServer with a constant `whoami`.
-Both freeze the garbage collector after warm-up, as auth-mcp's lifespan does.
+Both freeze the garbage collector after warm-up, as auth-mcp's lifespan does. auth-mcp runs at
+WARNING, or with `--log-level INFO` (the users' default) with its text log configured as the
+server configures it, so that the access and audit lines its log writer makes off the request
+path are counted too (every thread of the process is; the lines go to a pipe nobody reads).
 
     uv run python bench/instructions.py            # --requests 500
+    uv run python bench/instructions.py --log-level INFO
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ async def _call(app, headers: dict[str, str], *, path: str = "/mcp", body: bytes
         raise SystemExit(f"{path} failed: {sent}")
 
 
-async def _serve(which: str, requests: int) -> None:
+async def _serve(which: str, requests: int, log_level: str = "WARNING") -> None:
     """Inside callgrind: set up `which`, then serve the requests."""
 
     async def loop(app, headers: dict[str, str]) -> None:
@@ -88,8 +92,12 @@ async def _serve(which: str, requests: int) -> None:
     from tests.support.oauth import login
     from tests.support.server import in_process
 
+    if log_level != "WARNING":
+        from auth_mcp.http.logs import configure_logging
+
+        configure_logging(log_level, "text")
     with tempfile.TemporaryDirectory(prefix="auth-mcp-instr-") as tmp:
-        async with in_process(database_url=f"sqlite+aiosqlite:///{tmp}/bench.db", log_level="WARNING") as env:
+        async with in_process(database_url=f"sqlite+aiosqlite:///{tmp}/bench.db", log_level=log_level) as env:
             _, tokens = await login(env)
             await loop(env.app, {**CALL_HEADERS, "Authorization": f"Bearer {tokens.access_token}"})
 
@@ -126,10 +134,11 @@ def instrument(on: bool) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description="instructions per authenticated whoami call, against no auth")
     parser.add_argument("--requests", type=int, default=500, help="counted requests per app (default 500)")
+    parser.add_argument("--log-level", choices=("WARNING", "INFO"), default="WARNING", help="auth-mcp's log level (default WARNING)")
     parser.add_argument("--serve", nargs=2, metavar=("APP", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        asyncio.run(_serve(args.serve[0], int(args.serve[1])))
+        asyncio.run(_serve(args.serve[0], int(args.serve[1]), args.log_level))
         return 0
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
@@ -138,16 +147,17 @@ def main() -> int:
     started = time.strftime("%Y%m%d-%H%M%S")
     runs = [(which, n) for which in ("auth", "noauth") for n in (0, args.requests)]
     with tempfile.TemporaryDirectory(prefix="auth-mcp-instr-") as tmp, ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        counts = dict(zip(runs, pool.map(lambda run: _count(*run, Path(tmp)), runs), strict=True))
+        extra = ("--log-level", args.log_level)
+        counts = dict(zip(runs, pool.map(lambda run: _count(*run, Path(tmp), extra=extra), runs), strict=True))
     per_request = {which: (counts[which, args.requests] - counts[which, 0]) / args.requests for which in ("auth", "noauth")}
     overhead = per_request["auth"] - per_request["noauth"]
     ratio = per_request["noauth"] / per_request["auth"]
-    print(f"instructions per whoami call: auth {per_request['auth']:,.0f}, no-auth {per_request['noauth']:,.0f}")
+    print(f"instructions per whoami call: auth (log level {args.log_level}) {per_request['auth']:,.0f}, no-auth {per_request['noauth']:,.0f}")
     print(f"authentication adds {overhead:,.0f} ({overhead / per_request['noauth']:.1%}); "
           f"in-process throughput ratio {ratio:.3f}")  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"instructions-{started}.json"
-    summary = {"started": started, "command": sys.argv, "requests": args.requests, "counts": {f"{w}-{n}": c for (w, n), c in counts.items()},
+    summary = {"started": started, "command": sys.argv, "requests": args.requests, "log_level": args.log_level, "counts": {f"{w}-{n}": c for (w, n), c in counts.items()},
                "per_request": per_request, "overhead": overhead, "ratio": ratio}  # fmt: skip
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {out}")
