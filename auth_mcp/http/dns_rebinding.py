@@ -18,11 +18,10 @@ from urllib.parse import urlsplit
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from auth_mcp.http.headers import Decisions, request_headers
+from auth_mcp.http.headers import BoundedMemo, Decisions, request_headers
 from auth_mcp.http.hosts import is_loopback_host
 
 _PAIRS_LIMIT = 1024
-_PAIR_BYTES = 512  # longer Host/Origin values are decided every time, never kept
 
 
 def _origin_of(url: str) -> str:
@@ -55,8 +54,8 @@ class DnsRebindingGuard:
         self._host_decisions = Decisions(self.host_allowed)
         self._origin_decisions = Decisions(self.origin_allowed)
         # Per (Host, Origin) pair as sent: 0 when both pass, else the refusal's status. Clients
-        # send the same pair on every call; bounded like Decisions (past the bound: no memo).
-        self._pairs: dict[tuple[bytes | None, bytes | None], int] = {}
+        # send the same pair on every call.
+        self._pairs: BoundedMemo[tuple[bytes | None, bytes | None], int] = BoundedMemo(limit=_PAIRS_LIMIT)
 
     def host_allowed(self, host: str | None) -> bool:
         if not host:
@@ -84,9 +83,7 @@ class DnsRebindingGuard:
         pair = (headers.get(b"host"), headers.get(b"origin"))
         refusal = self._pairs.get(pair)
         if refusal is None:
-            refusal = self._refusal(*pair)
-            if len(self._pairs) < _PAIRS_LIMIT and len(pair[0] or b"") + len(pair[1] or b"") <= _PAIR_BYTES:
-                self._pairs[pair] = refusal
+            refusal = self._pairs.keep(pair, self._refusal(*pair), len(pair[0] or b"") + len(pair[1] or b""))
         if refusal:
             return _refuse(scope, receive, send, refusal, "Invalid Host header" if refusal == 421 else "Invalid Origin header")
         return self._app(scope, receive, send)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from starlette.types import Scope
 
 _MEMO = "auth_mcp.http.headers"
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def request_headers(scope: Scope) -> dict[bytes, bytes]:
@@ -47,20 +50,36 @@ def remove_header(scope: Scope, name: bytes, values: dict[bytes, bytes] | None =
     scope[_MEMO] = (headers, values)
 
 
+class BoundedMemo(dict[K, V]):
+    """Answers remembered per header value(s), for the hot path's `memo.get(key)`: it stops growing
+    at `limit` entries and keeps no key of over `max_bytes`, so a stranger sending ever new or
+    ever longer values cannot grow it without end (past the bounds: no memo, the answer is
+    worked out every time)."""
+
+    __slots__ = ("_limit", "_max_bytes")
+
+    def __init__(self, *, limit: int = 1024, max_bytes: int = 512) -> None:
+        super().__init__()
+        self._limit = limit
+        self._max_bytes = max_bytes
+
+    def keep(self, key: K, value: V, size: int) -> V:
+        """`value`, remembered for `key` (of `size` bytes) while the bounds allow."""
+        if size <= self._max_bytes and len(self) < self._limit:
+            self[key] = value
+        return value
+
+
 class Decisions:
     """`check(value)` of a header, remembered per raw value: clients repeat the same few Host
-    and Origin headers, and parsing one costs more than the rest of a check. Bounded, so that a
-    stranger sending ever new values cannot grow it without end (past the bound: no memo)."""
+    and Origin headers, and parsing one costs more than the rest of a check."""
 
     def __init__(self, check: Callable[[str | None], bool], *, limit: int = 1024) -> None:
         self._check = check
-        self._limit = limit
-        self._known: dict[bytes | None, bool] = {}
+        self._known: BoundedMemo[bytes | None, bool] = BoundedMemo(limit=limit)
 
     def __call__(self, raw: bytes | None) -> bool:
         known = self._known.get(raw)
         if known is None:
-            known = self._check(None if raw is None else raw.decode("latin-1"))
-            if len(self._known) < self._limit:
-                self._known[raw] = known
+            known = self._known.keep(raw, self._check(None if raw is None else raw.decode("latin-1")), len(raw or b""))
         return known

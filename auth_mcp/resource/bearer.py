@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth_mcp.http.access_log import PERSON_ID_KEY, PERSON_KEY, TOOL_KEY
-from auth_mcp.http.headers import remove_header, request_headers
+from auth_mcp.http.headers import BoundedMemo, remove_header, request_headers
 from auth_mcp.http.metrics import Metrics
 from auth_mcp.http.rate_limit import FailureBudget, too_many_requests
 from auth_mcp.http.refusals import STEP_UP_KEY, log_refusal
@@ -43,8 +43,6 @@ from auth_mcp.resource.verifier import CachedVerifier, McpAccessToken, Verified
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 4 * 1024 * 1024  # the SDK transport's own limit
-_CALLS_LIMIT = 1024  # remembered (Mcp-Method, Mcp-Name) pairs: a stranger's ever new names are not kept
-_CALL_BYTES = 512  # nor long ones
 _VERIFIED_KEY = "auth_mcp.verified"  # the verified token, handed to the body check through the scope
 
 
@@ -98,7 +96,8 @@ class BearerGuard:
         # Scopes every request needs (a gateway upstream's); a tool may need more.
         self._required_scopes = tuple(required_scopes)
         self._required_set = frozenset(required_scopes)
-        self._calls: dict[tuple[bytes | None, bytes | None], tuple[str | None, tuple[str, ...]]] = {}
+        # (Mcp-Method, Mcp-Name) as sent -> (tool, scopes it needs): a stranger's ever new names are not kept.
+        self._calls: BoundedMemo[tuple[bytes | None, bytes | None], tuple[str | None, tuple[str, ...]]] = BoundedMemo()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS":
@@ -239,10 +238,7 @@ class BearerGuard:
         needs; remembered per pair of header values (clients call the same few tools), bounded."""
         text = _text(method)
         tool = decode_header_value(_text(name)) if text == "tools/call" else None
-        call = (tool, self._needed_for(text, tool))
-        if len(self._calls) < _CALLS_LIMIT and len(method or b"") + len(name or b"") <= _CALL_BYTES:
-            self._calls[(method, name)] = call
-        return call
+        return self._calls.keep((method, name), (tool, self._needed_for(text, tool)), len(method or b"") + len(name or b""))
 
     def _needed_for(self, method: str | None, name: str | None) -> tuple[str, ...]:
         if method != "tools/call" or name is None:

@@ -128,15 +128,8 @@ class CachedVerifier:
         """The cached answer for `token` when it is fresh and the token has not expired; None
         otherwise, without a database query (`verify` then decides). The bearer guard's hot path:
         a token in use is answered here, with no coroutine and no failure-budget check."""
-        entry = self._entries.get(token_hash(token))
-        if entry is None:
-            return None
         now = self._clock.now()
-        if now - entry.fetched_at >= self._max_age:
-            return None
-        verified = entry.verified
-        expires_at = verified.token.expires_at
-        return None if expires_at is not None and expires_at <= now else verified
+        return _unexpired(self._cached(token_hash(token), now), now)
 
     async def verify(self, token: str) -> Verified | None:
         digest = token_hash(token)
