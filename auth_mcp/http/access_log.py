@@ -73,28 +73,31 @@ class AccessLog:
 
 
 def _line(item: tuple[Any, ...]) -> Line:
-    """The access line of one request, made on the log writer's thread."""
+    """The access line of one request, made on the log writer's thread. Its message is written out
+    here, in one f-string, and taken as it is when all of it is printable ASCII (a `Line` without
+    arguments: logs.py escapes nothing in it); a value with anything else in it (a decoded path, a
+    tool's name) takes the template and arguments, whose values the formatters escape."""
     created, rid, client, method, path, status, elapsed, person, person_id, tool = item
-    address, duration = client[0] if client else "-", round(elapsed * 1000, 1)
-    extra = functools.partial(_fields, address, method, path, status, duration, person, person_id, tool)
+    address, duration = client[0] if client else "-", elapsed * 1000
+    extra = functools.partial(_fields, item)
     if person is None:
+        message = f'{address} "{method} {path}" {status} {duration:.1f}ms'
+        if message.isascii() and message.isprintable():
+            return Line(_NAME, created, rid, message, (), extra)
         return Line(_NAME, created, rid, '%s "%s %s" %d %.1fms', (address, method, path, status, duration), extra)
-    message = '%s "%s %s" %d %.1fms person=%s id=%s tool=%s'
-    return Line(_NAME, created, rid, message, (address, method, path, status, duration, person, person_id, tool or "-"), extra)
+    tool = tool or "-"
+    message = f'{address} "{method} {path}" {status} {duration:.1f}ms person={person} id={person_id} tool={tool}'
+    if message.isascii() and message.isprintable():
+        return Line(_NAME, created, rid, message, (), extra)
+    template = '%s "%s %s" %d %.1fms person=%s id=%s tool=%s'
+    return Line(_NAME, created, rid, template, (address, method, path, status, duration, person, person_id, tool), extra)
 
 
-def _fields(
-    address: str,
-    method: str,
-    path: str,
-    status: int,
-    duration: float,
-    person: str | None,
-    person_id: int | None,
-    tool: str | None,
-) -> dict[str, Any]:
+def _fields(item: tuple[Any, ...]) -> dict[str, Any]:
     """The line's `extra` (keys of their own in the JSON format), made only when a handler reads them."""
-    fields = {"client_address": address, "method": method, "path": path, "status": status, "duration_ms": duration}
+    _, _, client, method, path, status, elapsed, person, person_id, tool = item
+    address = client[0] if client else "-"
+    fields = {"client_address": address, "method": method, "path": path, "status": status, "duration_ms": round(elapsed * 1000, 1)}
     if person is not None:
         fields.update(person=person, person_id=person_id, tool=tool)
     return fields

@@ -15,7 +15,8 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from auth_mcp.authorization.cimd import MetadataDocumentClients
-from auth_mcp.http.logs import DATABASE_LOGGERS, TextFormatter, configure_logging
+from auth_mcp.http import access_log
+from auth_mcp.http.logs import DATABASE_LOGGERS, TextFormatter, configure_logging, escape
 from auth_mcp.storage import schema
 from auth_mcp.storage.engine import create_engine
 from auth_mcp.storage.migrate import prepare_schema
@@ -190,3 +191,26 @@ async def test_a_tool_call_is_one_json_log_line_with_its_audit_fields_at_the_top
     assert entry["logger"] == "auth_mcp.audit" and entry["message"] == "audit"
     assert (entry["github_login"], entry["tool"], entry["outcome"], entry["upstream"]) == ("logan", "whoami", "ok", "builtin")
     assert entry["request_id"] == response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    ("path", "person", "tool"),
+    [
+        ("/mcp", "octocat", "whoami"),  # printable ASCII: written out at once
+        ("/token", None, None),
+        ("/mcp/x\n2026-11-30 10:00:00,000 INFO    FORGED", None, None),  # a control character: the careful way
+        ("/mcp", "dora", "t\u202eool"),  # a bidirectional override in a tool's name
+        ("/mcp", "dörte", "whoami"),  # not ASCII, harmless: still formatted from the template
+    ],
+)
+def test_an_access_line_reads_the_same_whichever_way_it_was_made(path: str, person: str | None, tool: str | None) -> None:
+    item = (1_800_000_000.25, "rid", ("127.0.0.1", 5), "POST", path, 200, 0.01234, person, 42 if person else None, tool)
+    line = access_log._line(item)
+    # The template with its values (the JSON format's message, other handlers' records) ...
+    template = '%s "%s %s" %d %.1fms' + (" person=%s id=%s tool=%s" if person else "")
+    values = ("127.0.0.1", "POST", path, 200, 12.34, *((person, 42, tool) if person else ()))
+    assert line.msg % line.args == template % values
+    # ... and the text format's line, with what a request sent escaped.
+    text = TextFormatter().format_line(line)
+    assert text.endswith("]: " + escape(template % values)) and "\n" not in text and "\u202e" not in text
+    assert line.extra()["duration_ms"] == 12.3
