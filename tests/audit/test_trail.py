@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from auth_mcp import admin
+from auth_mcp.audit.events import AuditEvent
 from auth_mcp.clock import SystemClock
 from auth_mcp.storage.audit import AuditQuery, AuditStore
 from auth_mcp.storage.engine import create_engine
+from auth_mcp.storage.migrate import upgrade
 from tests.support.oauth import call_tool, login
 from tests.support.server import in_process
 
@@ -64,3 +66,32 @@ async def test_metrics_count_tool_calls_per_upstream(db_url: str) -> None:
     assert 'auth_mcp_tool_calls_total{outcome="tool_error",upstream="builtin"} 1.0' in text
     assert 'auth_mcp_tool_call_failures_total{upstream="builtin"} 1.0' in text
     assert 'auth_mcp_tool_call_duration_seconds_count{upstream="builtin"} 2' in text
+
+
+async def test_events_with_and_without_null_columns_are_stored_as_they_came(any_db_url: str) -> None:
+    # NULL columns are left out of the INSERT (storage/audit.py): every mix of them must still
+    # land as it was, in the order it came (the trail's order within a second is the insert order).
+    def event(n: int, client_name: str | None, detail: str | None, arguments: str | None) -> AuditEvent:
+        outcome = "ok" if detail is None else "refused"
+        return AuditEvent(1_800_000_000.4, 7, "dora", "client", client_name, "builtin", f"tool{n}", outcome, 1.5, f"r{n}", detail, arguments)
+
+    events = [
+        event(0, "Claude", None, None),
+        event(1, "Claude", None, None),
+        event(2, None, "insufficient_scope: the call needs repo", None),
+        event(3, "Claude", None, '{"q":"x"}'),
+        event(4, None, None, None),
+        event(5, "Claude", None, None),
+        event(6, "Claude", "JSON-RPC error -32602", '{"n":1}'),
+    ]
+    engine = create_engine(any_db_url)
+    try:
+        await upgrade(engine)
+        store = AuditStore(engine=engine, clock=SystemClock(), retention_days=0)
+        await store.add(events)
+        await store.add(events[:2])  # statements made once are used again
+        found = await store.find(AuditQuery())
+    finally:
+        await engine.dispose()
+    stored = [*events, *events[:2]]
+    assert found == [e._replace(at=1_800_000_000.0) for e in reversed(stored)]  # newest first
