@@ -19,6 +19,14 @@ path are counted too (every thread of the process is; the lines go to a pipe nob
 
     uv run python bench/instructions.py            # --requests 500
     uv run python bench/instructions.py --log-level INFO
+
+`--served` counts the call as a client meets it instead: each server started as bench/whoami.py
+starts it (auth-mcp with `python -m auth_mcp`, the baseline under uvicorn), under callgrind, and
+driven over HTTP by wrk; counting is switched on from outside (callgrind_control) for a stretch
+of wrk's load after a warm-up, and the count is divided by the requests wrk completed in it
+(± up to `--connections` requests in flight at either end, of the thousands counted).
+That adds what the in-process figure leaves out: the HTTP parser, uvicorn, and auth-mcp's own
+protocol layer under it (read deadlines, one write per answer), which the baseline has not.
 """
 
 from __future__ import annotations
@@ -131,10 +139,52 @@ def instrument(on: bool) -> None:
         subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(os.getpid())], capture_output=True, check=True)
 
 
+def _count_served(which: str, workdir: Path, args: argparse.Namespace) -> tuple[float, int]:
+    """Instructions per request of `which` served over HTTP under callgrind (`--served`), and the
+    requests counted."""
+    from bench import whoami
+
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) >= 2:  # as whoami.py places them: the server on the first core, wrk on the others
+        whoami.SERVER_CPUS, whoami.LOAD_CPUS = {cpus[0]}, set(cpus[1:])
+    out = workdir / f"callgrind-served-{which}.out"
+    wrap = ("valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}")
+    (workdir / which).mkdir()
+    if which == "auth":
+        started = whoami.auth_server(workdir / which, args.log_level, wrap=wrap, start_timeout=SERVED_START_TIMEOUT)
+    else:
+        started = whoami.baseline_server(workdir / which, wrap=wrap, start_timeout=SERVED_START_TIMEOUT)
+    load = argparse.Namespace(threads=1, connections=args.connections)
+    with started as base:
+        pid = whoami.SERVER_PIDS[base]  # valgrind runs the program in its own process
+        headers = dict(whoami.CALL_HEADERS)
+        if which == "auth":
+            headers["Authorization"] = f"Bearer {whoami.get_token(base)}"
+        whoami.check_call(base, headers)
+        lua = whoami.write_lua(workdir / f"{which}.lua", headers)
+        whoami._wrk(base, lua, load, args.warmup)
+        subprocess.run(["callgrind_control", "-i", "on", str(pid)], capture_output=True, check=True)
+        result = whoami._wrk(base, lua, load, args.duration)
+        subprocess.run(["callgrind_control", "-i", "off", str(pid)], capture_output=True, check=True)
+    if result["failures"] or not result["requests"]:
+        raise SystemExit(f"{which}: {result['failures']} failed requests of {result['requests']}")
+    found = re.search(r"^totals: (\d+)", out.read_text(), re.MULTILINE)  # written as the server exits
+    if not found:
+        raise SystemExit(f"{which}: callgrind wrote no totals to {out}")
+    return int(found.group(1)) / result["requests"], result["requests"]
+
+
+SERVED_START_TIMEOUT = 600.0  # seconds: under valgrind, auth-mcp takes a minute or more to start
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="instructions per authenticated whoami call, against no auth")
     parser.add_argument("--requests", type=int, default=500, help="counted requests per app (default 500)")
     parser.add_argument("--log-level", choices=("WARNING", "INFO"), default="WARNING", help="auth-mcp's log level (default WARNING)")
+    parser.add_argument("--served", action="store_true", help="count calls served over HTTP by the servers as whoami.py starts them")
+    parser.add_argument("--duration", type=int, default=60, help="--served: seconds of counted load (default 60)")
+    parser.add_argument("--warmup", type=int, default=15, help="--served: seconds of load before counting (default 15)")
+    parser.add_argument("--connections", type=int, default=4, help="--served: wrk's connections (default 4)")
     parser.add_argument("--serve", nargs=2, metavar=("APP", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -144,20 +194,32 @@ def main() -> int:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
     if not 10 <= args.requests <= 100_000:
         raise SystemExit("--requests must be 10..100000")
+    if args.served and not (shutil.which("wrk") and 1 <= args.duration <= 3600 and 1 <= args.warmup <= 3600 and 1 <= args.connections <= 64):
+        raise SystemExit("--served needs wrk (Debian: apt-get install wrk); --duration/--warmup 1..3600, --connections 1..64")
     started = time.strftime("%Y%m%d-%H%M%S")
-    runs = [(which, n) for which in ("auth", "noauth") for n in (0, args.requests)]
-    with tempfile.TemporaryDirectory(prefix="auth-mcp-instr-") as tmp, ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        extra = ("--log-level", args.log_level)
-        counts = dict(zip(runs, pool.map(lambda run: _count(*run, Path(tmp), extra=extra), runs), strict=True))
-    per_request = {which: (counts[which, args.requests] - counts[which, 0]) / args.requests for which in ("auth", "noauth")}
+    os.environ["PYTHONHASHSEED"] = "0"  # the servers' too: same dict and set layouts run after run
+    with tempfile.TemporaryDirectory(prefix="auth-mcp-instr-") as tmp:
+        if args.served:
+            # One after the other: under valgrind each server needs the core wrk does not use.
+            served = {which: _count_served(which, Path(tmp), args) for which in ("auth", "noauth")}
+            counts = {f"{which}-served-requests": n for which, (_, n) in served.items()}
+            per_request = {which: per for which, (per, _) in served.items()}
+        else:
+            runs = [(which, n) for which in ("auth", "noauth") for n in (0, args.requests)]
+            extra = ("--log-level", args.log_level)
+            with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+                found = dict(zip(runs, pool.map(lambda run: _count(*run, Path(tmp), extra=extra), runs), strict=True))
+            counts = {f"{w}-{n}": c for (w, n), c in found.items()}
+            per_request = {which: (found[which, args.requests] - found[which, 0]) / args.requests for which in ("auth", "noauth")}
     overhead = per_request["auth"] - per_request["noauth"]
     ratio = per_request["noauth"] / per_request["auth"]
-    print(f"instructions per whoami call: auth (log level {args.log_level}) {per_request['auth']:,.0f}, no-auth {per_request['noauth']:,.0f}")
+    how = "served over HTTP" if args.served else "in process"
+    print(f"instructions per whoami call {how}: auth (log level {args.log_level}) {per_request['auth']:,.0f}, no-auth {per_request['noauth']:,.0f}")
     print(f"authentication adds {overhead:,.0f} ({overhead / per_request['noauth']:.1%}); "
-          f"in-process throughput ratio {ratio:.3f}")  # fmt: skip
+          f"throughput ratio by instructions {ratio:.3f}")  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"instructions-{started}.json"
-    summary = {"started": started, "command": sys.argv, "requests": args.requests, "log_level": args.log_level, "counts": {f"{w}-{n}": c for (w, n), c in counts.items()},
+    summary = {"started": started, "command": sys.argv, "served": args.served, "requests": args.requests, "log_level": args.log_level, "counts": counts,
                "per_request": per_request, "overhead": overhead, "ratio": ratio}  # fmt: skip
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {out}")

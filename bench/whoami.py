@@ -112,7 +112,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(cmd: list[str], env: dict[str, str], workdir: Path, port: int, pids: list[int] | None = None) -> Iterator[str]:
+def server(
+    cmd: list[str], env: dict[str, str], workdir: Path, port: int, pids: list[int] | None = None, start_timeout: float = START_TIMEOUT
+) -> Iterator[str]:
     """Run a server subprocess until the block ends; yields its base URL once it answers HTTP
     (and appends its pid to `pids`, for callers that read its CPU time)."""
     base, log = f"http://127.0.0.1:{port}", workdir / "server.log"
@@ -122,7 +124,7 @@ def server(cmd: list[str], env: dict[str, str], workdir: Path, port: int, pids: 
         pids.append(proc.pid)
     SERVER_PIDS[base] = proc.pid
     try:
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + start_timeout
         while True:
             if proc.poll() is not None:
                 raise BenchError(f"server exited with {proc.returncode}; log:\n{log.read_text()[-2000:]}")
@@ -130,7 +132,7 @@ def server(cmd: list[str], env: dict[str, str], workdir: Path, port: int, pids: 
                 httpx.get(base + "/", timeout=1)
                 break
             if time.monotonic() > deadline:
-                raise BenchError(f"server on port {port} did not start within {START_TIMEOUT}s")
+                raise BenchError(f"server on port {port} did not start within {start_timeout}s")
             time.sleep(0.1)
         yield base
     finally:
@@ -171,20 +173,26 @@ def postgres_database() -> Iterator[str]:
 DATABASE_URL: dict[str, str] = {}  # per mode, set in main() for --database postgresql
 
 
-def auth_server(workdir: Path, log_level: str, database_url: str | None = None) -> contextlib.AbstractContextManager[str]:
+def auth_server(
+    workdir: Path, log_level: str, database_url: str | None = None, wrap: tuple[str, ...] = (), start_timeout: float = START_TIMEOUT
+) -> contextlib.AbstractContextManager[str]:
+    """auth-mcp as users start it; `wrap` goes before the command (bench/instructions.py: valgrind)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH_MCP_")}
     env["AUTH_MCP_DATABASE_URL"] = database_url or f"sqlite+aiosqlite:///{workdir}/bench.db"
     env["AUTH_MCP_SECRET_KEY"] = "bench-" + "k" * 40
     env["AUTH_MCP_SERVER_URL"] = f"http://127.0.0.1:{port}"
     env["AUTH_MCP_LOG_LEVEL"] = log_level
-    return server([sys.executable, "-m", "auth_mcp", "--port", str(port)], env, workdir, port)
+    cmd = [*wrap, sys.executable, "-m", "auth_mcp", "--port", str(port)]
+    return server(cmd, env, workdir, port, start_timeout=start_timeout)
 
 
-def baseline_server(workdir: Path) -> contextlib.AbstractContextManager[str]:
+def baseline_server(
+    workdir: Path, wrap: tuple[str, ...] = (), start_timeout: float = START_TIMEOUT
+) -> contextlib.AbstractContextManager[str]:
     port = free_port()
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-baseline", str(port)]
-    return server(cmd, dict(os.environ), workdir, port)
+    cmd = [*wrap, sys.executable, str(Path(__file__).resolve()), "--serve-baseline", str(port)]
+    return server(cmd, dict(os.environ), workdir, port, start_timeout=start_timeout)
 
 
 def get_token(base: str, path: str = "/mcp") -> str:
