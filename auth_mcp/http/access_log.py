@@ -82,13 +82,13 @@ def _line(item: tuple[Any, ...]) -> Line:
     extra = functools.partial(_fields, item)
     if person is None:
         message = f'{address} "{method} {path}" {status} {duration:.1f}ms'
-        if message.isascii() and message.isprintable():
-            return Line(_NAME, created, rid, message, (), extra)
-        return Line(_NAME, created, rid, '%s "%s %s" %d %.1fms', (address, method, path, status, duration), extra)
-    tool = tool or "-"
-    message = f'{address} "{method} {path}" {status} {duration:.1f}ms person={person} id={person_id} tool={tool}'
+    else:
+        tool = tool or "-"
+        message = f'{address} "{method} {path}" {status} {duration:.1f}ms person={person} id={person_id} tool={tool}'
     if message.isascii() and message.isprintable():
         return Line(_NAME, created, rid, message, (), extra)
+    if person is None:
+        return Line(_NAME, created, rid, '%s "%s %s" %d %.1fms', (address, method, path, status, duration), extra)
     template = '%s "%s %s" %d %.1fms person=%s id=%s tool=%s'
     return Line(_NAME, created, rid, template, (address, method, path, status, duration, person, person_id, tool), extra)
 

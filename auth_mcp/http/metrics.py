@@ -95,23 +95,25 @@ class LatencyHistogram:
 
     def observe(self, labels: tuple[object, ...], seconds: float) -> None:
         """One observation; `labels` are the label values in order (made strings at scrape time)."""
-        series = self._series.get(labels)
-        if series is None:
-            series = self._series[labels] = [0] * (len(self._bounds) + 2)
+        series = self._series.get(labels) or self._new_series(labels)
         series[bisect_left(self._bounds, seconds)] += 1  # the first bucket whose bound is >= seconds (le)
         series[-1] += seconds
 
     def observe_all(self, labels: tuple[object, ...], values: Iterable[float], *, scale: float = 1.0) -> None:
         """Many observations with the same labels (a batch): each of `values` times `scale` seconds."""
-        series = self._series.get(labels)
-        if series is None:
-            series = self._series[labels] = [0] * (len(self._bounds) + 2)
+        series = self._series.get(labels) or self._new_series(labels)
         bounds, total = self._bounds, 0.0
         for value in values:
             seconds = value * scale
             series[bisect_left(bounds, seconds)] += 1
             total += seconds
         series[-1] += total
+
+    def _new_series(self, labels: tuple[object, ...]) -> list[float]:
+        """A label set's first observation: a count per bucket (the last one is +Inf), then the sum."""
+        series: list[float] = [0] * (len(self._bounds) + 2)
+        self._series[labels] = series
+        return series
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
         family = HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)
