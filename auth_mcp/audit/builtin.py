@@ -25,9 +25,11 @@ class BuiltinToolAudit:
     def __init__(self, *, recorder: AuditRecorder, clock: Clock, request_id: Any, arguments_max_bytes: int | None = None) -> None:
         """`request_id` is the access log's context variable; `arguments_max_bytes` None keeps no arguments."""
         self._recorder = recorder
+        self._record_later = recorder.later(self._event)
         self._clock = clock
         self._request_id = request_id
         self._arguments_max_bytes = arguments_max_bytes
+        self._keeps_arguments = arguments_max_bytes is not None
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/call":
@@ -51,10 +53,15 @@ class BuiltinToolAudit:
             detail = type(exc).__name__
             raise
         finally:
+            # The note waits for the writer up to a second, so it holds plain values only (not the
+            # request's params): the garbage collector sets such a tuple aside at its first pass,
+            # where a second's worth of params dicts would be walked by every collection meanwhile.
             user = auth_context_var.get()  # what get_access_token() reads (set by the bearer guard)
-            token = user.access_token if user is not None else None
-            note = (token, ctx.params, outcome, detail, started, perf_counter(), self._request_id.get())
-            self._recorder.record_later(self._event, note)
+            params = ctx.params
+            name = params.get("name") if params else None
+            arguments = params.get("arguments") if self._keeps_arguments and params else None
+            note = (_who(user), name, arguments, outcome, detail, started, perf_counter(), self._request_id.get())
+            self._record_later(note)
 
     def refused_for_scope(self, token: Any, tools: list[str], missing: tuple[str, ...]) -> None:
         """The bearer guard answered 403 insufficient_scope: the calls never reached the SDK."""
@@ -77,19 +84,35 @@ class BuiltinToolAudit:
 
     def _event(self, note: tuple[Any, ...]) -> AuditEvent:
         """The event of a noted call, made by the audit writer (recorder.py) within a second."""
-        token, params, outcome, detail, started, ended, request_id = note
-        name = params.get("name") if params else None
-        arguments = None
-        if self._arguments_max_bytes is not None and params and "arguments" in params:
-            arguments = capped_arguments(params["arguments"], self._arguments_max_bytes)
+        who, name, arguments, outcome, detail, started, ended, request_id = note
+        github_user_id, github_login, client_id, client_name = who
+        if arguments is not None and self._arguments_max_bytes is not None:
+            arguments = capped_arguments(arguments, self._arguments_max_bytes)
         # When the call arrived: now, less the time since.
         at = self._clock.now() - (perf_counter() - started)
         tool = name[:TOOL_NAME_LIMIT] if isinstance(name, str) else ""
         latency_ms = (ended - started) * 1000
         detail = None if detail is None else detail[:DETAIL_LIMIT]
-        # Whatever the context held (an SDK AccessToken without our fields, or nothing), the event is
-        # made: one odd token must not cost the batch its other events.
         return AuditEvent(
-            at, getattr(token, "github_user_id", 0), getattr(token, "github_login", ""), getattr(token, "client_id", ""),
-            getattr(token, "client_name", None), BUILTIN, tool, outcome, latency_ms, request_id, detail, arguments,
+            at, github_user_id, github_login, client_id, client_name, BUILTIN, tool, outcome, latency_ms, request_id, detail, arguments
         )  # fmt: skip
+
+
+_WHO = "auth_mcp.audit.who"
+
+
+def _who(user: Any) -> tuple[int, str, str, str | None]:
+    """Who called, as the audit row names them, from the context's user: made once per token (kept
+    in its `answers`, resource/verifier.py), a tuple of plain values. Whatever the context held (an
+    SDK AccessToken without our fields, or nothing), there is an answer: one odd token must not
+    cost the batch its other events."""
+    token = user.access_token if user is not None else None
+    answer = getattr(token, "answer", None)
+    return _who_of(token) if answer is None else answer(_WHO, _who_of)
+
+
+def _who_of(token: Any) -> tuple[int, str, str, str | None]:
+    return (
+        getattr(token, "github_user_id", 0), getattr(token, "github_login", ""), getattr(token, "client_id", ""),
+        getattr(token, "client_name", None),
+    )  # fmt: skip

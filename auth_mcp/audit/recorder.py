@@ -1,8 +1,8 @@
 """Recording tool calls off the request path.
 
 `record(event)` is a list append and nothing else: the request does not wait for the database,
-the log or the metrics. On the hottest path (every built-in tool call) `record_later(build,
-note)` does not even build the event: the writer does. A background task takes the events every `interval` seconds (sooner when
+the log or the metrics. On the hottest path (every built-in tool call) the function `later(build)`
+returns does not even build the event: the writer does. A background task takes the events every `interval` seconds (sooner when
 `batch_size` are waiting), writes one JSON log line per event (logger `auth_mcp.audit`; made and
 written on the log writer's thread when there is one, http/log_writer.py), counts
 them in the metrics, and inserts them in batches. A failed insert keeps its events for the next
@@ -53,8 +53,9 @@ class AuditRecorder:
         self._batch_size = batch_size
         self._interval = interval
         self._max_pending = max_pending
-        # Not yet logged: events, or (build, note) pairs to make them from.
-        self._new: list[AuditEvent | tuple[Callable[[Any], AuditEvent], Any]] = []
+        # Not yet logged: events, or (builder's number, note) pairs to make them from (`later`).
+        self._new: list[AuditEvent | tuple[int, Any]] = []
+        self._builders: list[Callable[[Any], AuditEvent]] = []
         self._dropped_new = 0
         self._unwritten: list[AuditEvent] = []  # logged, not yet in the database (oldest first)
         self._wake = asyncio.Event()
@@ -65,11 +66,19 @@ class AuditRecorder:
         """Non-blocking: the event is written within `interval` seconds."""
         self._add(event)
 
-    def record_later(self, build: Callable[[Any], AuditEvent], note: Any) -> None:
-        """Like `record(build(note))`, with `build` called by the writer, off the request path."""
-        self._add((build, note))
+    def later(self, build: Callable[[Any], AuditEvent]) -> Callable[[Any], None]:
+        """A function that takes a note and records `build(note)`, with `build` called by the writer,
+        off the request path. What waits is the note and a number for `build`: a note of plain
+        values is a tuple the garbage collector stops walking at its first pass."""
+        kind, add = len(self._builders), self._add
+        self._builders.append(build)
 
-    def _add(self, item: AuditEvent | tuple[Callable[[Any], AuditEvent], Any]) -> None:
+        def record_later(note: Any) -> None:
+            add((kind, note))
+
+        return record_later
+
+    def _add(self, item: AuditEvent | tuple[int, Any]) -> None:
         new = self._new
         if len(new) >= self._max_pending:
             # The writer is stuck (a database that hangs): memory stays bounded, the loss counted.
@@ -107,7 +116,8 @@ class AuditRecorder:
 
     def _take_new(self) -> None:
         items, self._new = self._new, []
-        new = [item if isinstance(item, AuditEvent) else item[0](item[1]) for item in items]
+        builders = self._builders
+        new = [item if isinstance(item, AuditEvent) else builders[item[0]](item[1]) for item in items]
         if logger.isEnabledFor(logging.INFO):
             lines = self._lines
             for event in new:

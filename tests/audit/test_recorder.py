@@ -203,14 +203,16 @@ async def test_a_write_failing_for_an_outage_logs_one_line_without_a_traceback(
 
 
 def test_an_event_is_made_whatever_token_the_context_held() -> None:
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
     from mcp.server.auth.provider import AccessToken
 
-    from auth_mcp.audit.builtin import BuiltinToolAudit
+    from auth_mcp.audit.builtin import BuiltinToolAudit, _who
 
-    audit = BuiltinToolAudit(recorder=None, clock=SystemClock(), request_id=None)  # type: ignore[arg-type]
+    recorder = AuditRecorder(sink=None, metrics=None)  # type: ignore[arg-type]
+    audit = BuiltinToolAudit(recorder=recorder, clock=SystemClock(), request_id=None)
     plain = AccessToken(token="t", client_id="sdk-client", scopes=[])  # the SDK's own, without our fields
-    for token, client_id in ((None, ""), (plain, "sdk-client")):
-        made = audit._event((token, {"name": "echo"}, "ok", None, 1.0, 1.5, "req-1"))
+    for user, client_id in ((None, ""), (AuthenticatedUser(plain), "sdk-client")):
+        made = audit._event((_who(user), "echo", None, "ok", None, 1.0, 1.5, "req-1"))
         assert (made.client_id, made.github_user_id, made.tool, made.latency_ms) == (client_id, 0, "echo", 500.0)
 
 
