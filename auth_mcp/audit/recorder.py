@@ -2,13 +2,22 @@
 
 `record(event)` is a list append and nothing else: the request does not wait for the database,
 the log or the metrics. On the hottest path (every built-in tool call) the function `later(build)`
-returns does not even build the event: the writer does. A background task takes the events every `interval` seconds (sooner when
-`batch_size` are waiting), writes one JSON log line per event (logger `auth_mcp.audit`; made and
-written on the log writer's thread when there is one, http/log_writer.py), counts
-them in the metrics, and inserts them in batches. A failed insert keeps its events for the next
-round; only when `max_pending` events are waiting (the database is gone or hangs for long) are
-events dropped, each counted and logged as an error, so memory stays bounded. `stop()` writes everything still waiting,
-so a clean shutdown loses nothing.
+returns does not even build the event: the writer does. A background task takes the new events
+every `interval` seconds, or as soon as `take_size` are new: it makes them, writes one JSON log
+line per event (logger `auth_mcp.audit`; made and written on the log writer's thread when there
+is one, http/log_writer.py) and counts them in the metrics. It inserts them every `interval`
+seconds, or as soon as `batch_size` wait, in transactions of up to `batch_size`. Two sizes,
+because the two costs differ: a transaction has a fixed cost (on SQLite, BEGIN IMMEDIATE, COMMIT
+and the pool's reset each cross to the driver's thread, about 0.5 ms together; AuditStore.add
+took 3.5 us a row in 500-row transactions, 2.0 in 5,000-row ones), so fewer, larger ones; but
+making a second's events, or formatting their log lines on the log writer's thread, at once
+would hold up requests for milliseconds (the log writer holds the interpreter while it makes
+lines), so a few hundred at a time.
+
+A failed insert keeps its events for the next round; only when `max_pending` events are waiting
+(the database is gone or hangs for long) are events dropped, each counted and logged as an
+error, so memory stays bounded. `stop()` writes everything still waiting, so a clean shutdown
+loses nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -37,19 +47,13 @@ class AuditSink(Protocol):
 
 
 class AuditRecorder:
-    # Events per transaction, and how many waiting wake the writer before its interval ends. A
-    # transaction has a fixed cost besides its rows (on SQLite, BEGIN IMMEDIATE, COMMIT and the
-    # pool's reset each cross to the driver's thread: about 0.5 ms together), so a busy server
-    # writes a second's events in one: AuditStore.add on SQLite took 3.5 us a row in 500-row
-    # transactions, 2.0 in 5,000-row ones. SQLite's write lock is then held ~10 ms a second.
-    BATCH_SIZE = 5000
-
     def __init__(
         self,
         *,
         sink: AuditSink,
         metrics: AuditMetrics | None,
-        batch_size: int = BATCH_SIZE,
+        batch_size: int = 5000,
+        take_size: int = 500,
         interval: float = 1.0,
         max_pending: int = 100_000,
         lines: LogWriter | None = None,
@@ -58,6 +62,7 @@ class AuditRecorder:
         self._lines = lines
         self._metrics = metrics
         self._batch_size = batch_size
+        self._take_size = take_size
         self._interval = interval
         self._max_pending = max_pending
         # Not yet logged: events, or (builder's number, note) pairs to make them from (`later`).
@@ -92,7 +97,7 @@ class AuditRecorder:
             self._dropped_new += 1
             return
         new.append(item)
-        if len(new) == self._batch_size:
+        if len(new) == self._take_size:
             self._wake.set()
 
     @property
@@ -116,10 +121,13 @@ class AuditRecorder:
         """Log, count and store what is waiting now. Raises if the database refuses (events kept)."""
         async with self._flushing:
             self._take_new()
-            while self._unwritten:
-                batch = self._unwritten[: self._batch_size]
-                await self._sink.add(batch)
-                del self._unwritten[: len(batch)]
+            await self._store()
+
+    async def _store(self) -> None:
+        while self._unwritten:
+            batch = self._unwritten[: self._batch_size]
+            await self._sink.add(batch)
+            del self._unwritten[: len(batch)]
 
     def _take_new(self) -> None:
         items, self._new = self._new, []
@@ -144,13 +152,18 @@ class AuditRecorder:
             _own_logger.error("dropped %d audit events: the database has not accepted them for too long", overflow)
 
     async def _run(self) -> None:
+        due = time.monotonic() + self._interval  # when what waits is stored at the latest
         while True:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval):
+                async with asyncio.timeout(max(due - time.monotonic(), 0)):
                     await self._wake.wait()
             self._wake.clear()
             try:
-                await self.flush()
+                async with self._flushing:
+                    self._take_new()
+                    if len(self._unwritten) >= self._batch_size or time.monotonic() >= due:
+                        due = time.monotonic() + self._interval
+                        await self._store()
             except Exception as exc:
                 if not is_outage(exc):
                     _own_logger.exception("writing %d audit events failed; retrying", len(self._unwritten))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, or_, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from auth_mcp.audit.events import AuditEvent
 from auth_mcp.clock import Clock
@@ -22,6 +22,7 @@ _PURGE_BATCH = 5000
 _INSERTED = AuditEvent._fields  # an event is its row: at, github_user_id, ..., arguments
 # SQLite: rows per INSERT statement (600 parameters, within SQLite's oldest limit of 999).
 _ROWS_PER_STATEMENT = 50
+_ROWS_PER_CALL = 500  # rows per executemany (a batch may hold thousands: AuditRecorder.BATCH_SIZE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,18 +52,24 @@ class AuditStore:
         engine's dialect, with the columns in the event's order, so an event is its row (but for
         whole seconds). On SQLite, whose module steps, resets and locks once per executemany row,
         the rows go 50 to an INSERT (a quarter less per row); what is left over, one by one.
-        PostgreSQL's driver pipelines one prepared row statement, and the server does the rest."""
+        PostgreSQL's driver pipelines one prepared row statement, and the server does the rest.
+        The rows go `_ROWS_PER_CALL` to a call: the event loop makes the next ones while the
+        driver writes these, and never holds up requests making thousands."""
         if not events:
             return
-        rows = [(int(event[0]), *event[1:]) for event in events]  # the columns' order (_INSERTED)
         async with self._engine.begin() as conn:
-            many, whole = self._inserts[1], len(rows) - len(rows) % _ROWS_PER_STATEMENT
-            if many is not None and whole:
-                values, width = list(itertools.chain.from_iterable(rows[:whole])), len(_INSERTED) * _ROWS_PER_STATEMENT
-                await conn.exec_driver_sql(many, [tuple(values[i : i + width]) for i in range(0, len(values), width)])
-                rows = rows[whole:]
-            if rows:
-                await conn.exec_driver_sql(self._inserts[0], rows)
+            for start in range(0, len(events), _ROWS_PER_CALL):
+                await self._insert(conn, events[start : start + _ROWS_PER_CALL])
+
+    async def _insert(self, conn: AsyncConnection, events: Sequence[AuditEvent]) -> None:
+        rows = [(int(event[0]), *event[1:]) for event in events]  # the columns' order (_INSERTED)
+        many, whole = self._inserts[1], len(rows) - len(rows) % _ROWS_PER_STATEMENT
+        if many is not None and whole:
+            values, width = list(itertools.chain.from_iterable(rows[:whole])), len(_INSERTED) * _ROWS_PER_STATEMENT
+            await conn.exec_driver_sql(many, [tuple(values[i : i + width]) for i in range(0, len(values), width)])
+            rows = rows[whole:]
+        if rows:
+            await conn.exec_driver_sql(self._inserts[0], rows)
 
     @functools.cached_property
     def _inserts(self) -> tuple[str, str | None]:

@@ -62,6 +62,51 @@ async def test_recorded_events_reach_the_database_only_when_flushed_and_all_of_t
     assert recorder.waiting == 0
 
 
+class CountingSink:
+    """A sink that keeps each batch it is given, as one transaction would store it."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    async def add(self, events: list[AuditEvent]) -> None:
+        self.batches.append([e.request_id for e in events])
+
+
+async def test_events_are_logged_a_few_hundred_at_a_time_and_stored_thousands_to_a_transaction(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Small batches for the log and the metrics (formatting thousands at once holds up requests),
+    # large ones for the database (each transaction has a fixed cost), within `interval` either way.
+    sink = CountingSink()
+    recorder = AuditRecorder(sink=sink, metrics=None, take_size=3, batch_size=7, interval=60)
+
+    async def settle() -> None:
+        for _ in range(10):
+            await asyncio.sleep(0)
+
+    def logged() -> list[str]:
+        return [json.loads(r.getMessage())["request_id"] for r in caplog.records if r.name == "auth_mcp.audit"]
+
+    with caplog.at_level(logging.INFO, logger="auth_mcp.audit"):
+        await recorder.start()
+        try:
+            for number in range(8):
+                recorder.record(event(request_id=f"req-{number}"))
+                await settle()
+            # Logged three at a time as they came (the seventh and eighth wait for a third);
+            # none stored: fewer than seven are waiting, and the interval has not passed.
+            assert logged() == [f"req-{n}" for n in range(6)] and sink.batches == []
+            recorder.record(event(request_id="req-8"))
+            await settle()
+            # Nine waiting: stored at once, seven to a transaction.
+            assert logged() == [f"req-{n}" for n in range(9)]
+            assert sink.batches == [[f"req-{n}" for n in range(7)], ["req-7", "req-8"]]
+            recorder.record(event(request_id="req-9"))
+        finally:
+            await recorder.stop()
+    assert sink.batches[2:] == [["req-9"]] and logged()[-1] == "req-9"  # stop() logs and stores what is left
+
+
 async def test_the_filters_of_the_admin_command(store: AuditStore) -> None:
     await store.add(
         [

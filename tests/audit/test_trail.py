@@ -98,19 +98,20 @@ async def test_events_with_and_without_null_columns_are_stored_as_they_came(any_
 
 
 async def test_a_batch_of_any_size_is_stored_whole_in_its_order(any_db_url: str) -> None:
-    # On SQLite rows go 50 to a statement, the rest one by one (storage/audit.py): 123 is both.
+    # Rows go 500 to a driver call, and on SQLite 50 to a statement, the rest one by one
+    # (storage/audit.py): 1,123 is all three, 123 the last two.
     def event(i: int) -> AuditEvent:
         name, detail = "Claude" if i % 7 else None, "why" if i % 5 == 0 else None
         return AuditEvent(1_800_000_000.0, i, f"user{i}", "client", name, "builtin", f"tool{i}", "ok", i / 8, f"r{i}", detail)
 
-    events = [event(i) for i in range(123)]
+    events = [event(i) for i in range(1123)]
     engine = create_engine(any_db_url)
     try:
         await upgrade(engine)
         store = AuditStore(engine=engine, clock=SystemClock(), retention_days=0)
-        for size in (123, 50, 7):
+        for size in (1123, 123, 50, 7):
             await store.add(events[:size])
-        found = await store.find(AuditQuery(limit=1000))
+        found = await store.find(AuditQuery(limit=2000))
     finally:
         await engine.dispose()
-    assert found == list(reversed([*events, *events[:50], *events[:7]]))
+    assert found == list(reversed([*events, *events[:123], *events[:50], *events[:7]]))
