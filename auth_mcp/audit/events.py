@@ -82,6 +82,11 @@ class AuditEvent(NamedTuple):
         return text + "}"
 
 
+# An event's fields in AuditEvent's order: the event itself, or a plain tuple of them, which the
+# garbage collector stops walking at its first pass (it walks a NamedTuple at every pass), for
+# the thousands that wait up to a second for the database (recorder.py, storage/audit.py).
+EventRow = tuple[Any, ...]
+
 # The JSON of an event's who-called-what fields, by their values; bounded (past it: no memo).
 _MIDDLES: dict[tuple[Any, ...], str] = {}
 _MIDDLES_LIMIT = 4096

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from auth_mcp.audit.events import AuditEvent
+from auth_mcp.audit.events import AuditEvent, EventRow
 from auth_mcp.audit.metrics import AuditMetrics
 from auth_mcp.http.log_writer import LogWriter
 from auth_mcp.http.logs import Line
@@ -43,7 +43,7 @@ _own_logger = logging.getLogger(__name__ + ".writer")
 class AuditSink(Protocol):
     """Where batches go: `auth_mcp.storage.audit.AuditStore`. Either stores all or raises."""
 
-    async def add(self, events: Sequence[AuditEvent]) -> None: ...
+    async def add(self, events: Sequence[EventRow]) -> None: ...
 
 
 class AuditRecorder:
@@ -65,11 +65,11 @@ class AuditRecorder:
         self._take_size = take_size
         self._interval = interval
         self._max_pending = max_pending
-        # Not yet logged: events, or (builder's number, note) pairs to make them from (`later`).
-        self._new: list[AuditEvent | tuple[int, Any]] = []
-        self._builders: list[Callable[[Any], AuditEvent]] = []
+        # Not yet logged: events, or notes to make them from behind their builder's number (`later`).
+        self._new: list[AuditEvent | tuple[Any, ...]] = []
+        self._builders: list[Callable[[tuple[Any, ...]], AuditEvent]] = []
         self._dropped_new = 0
-        self._unwritten: list[AuditEvent] = []  # logged, not yet in the database (oldest first)
+        self._unwritten: list[EventRow] = []  # logged, not yet in the database (oldest first)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._flushing = asyncio.Lock()
@@ -78,19 +78,19 @@ class AuditRecorder:
         """Non-blocking: the event is written within `interval` seconds."""
         self._add(event)
 
-    def later(self, build: Callable[[Any], AuditEvent]) -> Callable[[Any], None]:
-        """A function that takes a note and records `build(note)`, with `build` called by the writer,
-        off the request path. What waits is the note and a number for `build`: a note of plain
-        values is a tuple the garbage collector stops walking at its first pass."""
-        kind, add = len(self._builders), self._add
+    def later(self, build: Callable[[tuple[Any, ...]], AuditEvent]) -> Callable[[tuple[Any, ...]], None]:
+        """A function that takes a note (a tuple) and records `build(note)`, with `build` called by
+        the writer, off the request path. What waits is the note behind a number for `build`: of
+        plain values, a tuple the garbage collector stops walking at its first pass."""
+        kind, add = (len(self._builders),), self._add
         self._builders.append(build)
 
-        def record_later(note: Any) -> None:
-            add((kind, note))
+        def record_later(note: tuple[Any, ...]) -> None:
+            add(kind + note)  # one flat tuple: a tuple holding another is set aside a pass later
 
         return record_later
 
-    def _add(self, item: AuditEvent | tuple[int, Any]) -> None:
+    def _add(self, item: AuditEvent | tuple[Any, ...]) -> None:
         new = self._new
         if len(new) >= self._max_pending:
             # The writer is stuck (a database that hangs): memory stays bounded, the loss counted.
@@ -132,7 +132,7 @@ class AuditRecorder:
     def _take_new(self) -> None:
         items, self._new = self._new, []
         builders = self._builders
-        new = [item if isinstance(item, AuditEvent) else builders[item[0]](item[1]) for item in items]
+        new = [item if isinstance(item, AuditEvent) else builders[item[0]](item[1:]) for item in items]
         if logger.isEnabledFor(logging.INFO):
             lines = self._lines
             for event in new:
@@ -142,7 +142,7 @@ class AuditRecorder:
                     logger.handle(_log_line(event).record())
         if self._metrics is not None and new:
             self._metrics.observe(new)
-        self._unwritten.extend(new)
+        self._unwritten.extend(map(tuple, new))  # plain tuples: the collector sets them aside
         overflow = max(len(self._unwritten) - self._max_pending, 0)
         del self._unwritten[:overflow]
         overflow, self._dropped_new = overflow + self._dropped_new, 0

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from auth_mcp.audit.events import AuditEvent
+from auth_mcp.audit.events import AuditEvent, EventRow
 from auth_mcp.clock import Clock
 from auth_mcp.storage.schema import audit_events
 
@@ -45,7 +45,7 @@ class AuditStore:
         self._clock = clock
         self._retention_days = retention_days
 
-    async def add(self, events: Sequence[AuditEvent]) -> None:
+    async def add(self, events: Sequence[EventRow]) -> None:
         """Executemany of the driver, in one transaction: every tool call is a row, and
         SQLAlchemy's per-row parameter processing cost more than the rest of recording a call
         (none of these columns' types converts a value). The statement is compiled once, for this
@@ -61,7 +61,7 @@ class AuditStore:
             for start in range(0, len(events), _ROWS_PER_CALL):
                 await self._insert(conn, events[start : start + _ROWS_PER_CALL])
 
-    async def _insert(self, conn: AsyncConnection, events: Sequence[AuditEvent]) -> None:
+    async def _insert(self, conn: AsyncConnection, events: Sequence[EventRow]) -> None:
         rows = [(int(event[0]), *event[1:]) for event in events]  # the columns' order (_INSERTED)
         many, whole = self._inserts[1], len(rows) - len(rows) % _ROWS_PER_STATEMENT
         if many is not None and whole:

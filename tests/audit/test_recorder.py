@@ -4,6 +4,7 @@ queried by the admin command's filters, purged by age. On SQLite and the real Po
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -68,8 +69,8 @@ class CountingSink:
     def __init__(self) -> None:
         self.batches: list[list[str]] = []
 
-    async def add(self, events: list[AuditEvent]) -> None:
-        self.batches.append([e.request_id for e in events])
+    async def add(self, events: list[tuple[object, ...]]) -> None:
+        self.batches.append([AuditEvent._make(e).request_id for e in events])
 
 
 async def test_events_are_logged_a_few_hundred_at_a_time_and_stored_thousands_to_a_transaction(
@@ -105,6 +106,47 @@ async def test_events_are_logged_a_few_hundred_at_a_time_and_stored_thousands_to
         finally:
             await recorder.stop()
     assert sink.batches[2:] == [["req-9"]] and logged()[-1] == "req-9"  # stop() logs and stores what is left
+
+
+async def test_what_waits_for_the_database_is_set_aside_by_the_garbage_collector(store: AuditStore) -> None:
+    # Up to a second of tool calls waits for the writer, and up to `interval` more for the
+    # database: as tuples of plain values (not the request's params dicts, not NamedTuples), which
+    # the collector stops walking at its first pass, instead of at every collection meanwhile.
+    from contextvars import ContextVar
+    from types import SimpleNamespace
+
+    from mcp.server.auth.middleware.auth_context import auth_context_var
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+
+    from auth_mcp.audit.builtin import BuiltinToolAudit
+    from auth_mcp.resource.verifier import McpAccessToken
+
+    recorder = AuditRecorder(sink=store, metrics=None, take_size=1000, batch_size=1000, interval=60)
+    audit = BuiltinToolAudit(recorder=recorder, clock=SystemClock(), request_id=ContextVar("rid", default="req-1"))
+    token = McpAccessToken(token="t", client_id="c", scopes=[], grant_id="g" * 64, github_user_id=7, github_login="octocat")
+    reset = auth_context_var.set(AuthenticatedUser(token))
+
+    async def result(_ctx: object) -> dict[str, object]:
+        return {"content": [], "isError": False}
+
+    async def call(number: int) -> None:
+        params = {"name": "echo", "arguments": {"text": f"hi {number}"}, "_meta": {"progressToken": number}}
+        await audit(SimpleNamespace(method="tools/call", params=params), result)  # type: ignore[arg-type]
+
+    try:
+        await call(0)  # the token's first call: who it names is made once, then kept with the token
+        gc.collect()
+        for number in range(1, 4):
+            await call(number)
+    finally:
+        auth_context_var.reset(reset)
+    gc.collect()  # one pass
+    assert len(recorder._new) == 4 and not any(gc.is_tracked(item) for item in recorder._new)
+    recorder._take_new()  # made, logged and counted; waiting for the database
+    gc.collect()
+    assert len(recorder._unwritten) == 4 and not any(gc.is_tracked(row) for row in recorder._unwritten)
+    await recorder.flush()
+    assert [(e.github_login, e.tool) for e in await store.find(AuditQuery())] == [("octocat", "echo")] * 4
 
 
 async def test_the_filters_of_the_admin_command(store: AuditStore) -> None:
