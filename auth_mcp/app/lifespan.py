@@ -47,15 +47,15 @@ def lifespan(
         await announcer.start()
         await audit.recorder.start()
         purger = asyncio.create_task(_purge_forever(purge, audit))
-        # Everything built so far lives as long as the process: move it out of the cyclic garbage
-        # collector's generations, so collections during traffic scan only per-request objects.
-        gc.collect()
-        gc.freeze()
         try:
-            if streamable:
-                async with mcp.session_manager.run():
-                    yield
-            else:
+            async with contextlib.AsyncExitStack() as transport:
+                if streamable:
+                    await transport.enter_async_context(mcp.session_manager.run())
+                # Everything built so far lives as long as the process (the transport's task group
+                # and the anyio modules it imports included): move it out of the cyclic garbage
+                # collector's generations, so collections during traffic scan per-request objects.
+                gc.collect()
+                gc.freeze()
                 yield
         finally:
             purger.cancel()
