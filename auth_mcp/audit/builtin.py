@@ -53,9 +53,9 @@ class BuiltinToolAudit:
             detail = type(exc).__name__
             raise
         finally:
-            # The note waits for the writer up to a second, so it holds plain values only (not the
-            # request's params): the garbage collector sets such a tuple aside at its first pass,
-            # where a second's worth of params dicts would be walked by every collection meanwhile.
+            # The note waits for the writer (up to 500 calls or a second), so it holds plain values
+            # only, not the request's params: the garbage collector sets such a tuple aside at its
+            # first pass, where the params dicts would be walked by every collection meanwhile.
             user = auth_context_var.get()  # what get_access_token() reads (set by the bearer guard)
             params = ctx.params
             name = params.get("name") if params else None

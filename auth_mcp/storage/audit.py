@@ -22,7 +22,7 @@ _PURGE_BATCH = 5000
 _INSERTED = AuditEvent._fields  # an event is its row: at, github_user_id, ..., arguments
 # SQLite: rows per INSERT statement (600 parameters, within SQLite's oldest limit of 999).
 _ROWS_PER_STATEMENT = 50
-_ROWS_PER_CALL = 500  # rows per executemany (a batch may hold thousands: AuditRecorder.BATCH_SIZE)
+_ROWS_PER_CALL = 500  # rows per executemany (a batch may hold thousands: the recorder's batch_size)
 
 
 @dataclass(frozen=True, slots=True)
