@@ -29,7 +29,6 @@ class BuiltinToolAudit:
         self._clock = clock
         self._request_id = request_id
         self._arguments_max_bytes = arguments_max_bytes
-        self._keeps_arguments = arguments_max_bytes is not None
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/call":
@@ -59,7 +58,7 @@ class BuiltinToolAudit:
             user = auth_context_var.get()  # what get_access_token() reads (set by the bearer guard)
             params = ctx.params
             name = params.get("name") if params else None
-            arguments = params.get("arguments") if self._keeps_arguments and params else None
+            arguments = params.get("arguments") if self._arguments_max_bytes is not None and params else None
             note = (_who(user), name, arguments, outcome, detail, started, perf_counter(), self._request_id.get())
             self._record_later(note)
 
